@@ -1,0 +1,548 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * ebpf.tc steering program: classifies packets on a TC (clsact) hook against an ordered rule set and
+ * passes, drops, redirects (to an interface and next hop), marks or polices them.
+ *
+ * The semantics and the map layout are described in docs/dataplane.md; the Python compiler in
+ * plugins/module_utils/_rules.py and _layout.py is the other side of that ABI. Keep the three in step.
+ *
+ * Built with: clang -O2 -g -target bpf (see files/bpf/build.sh). Only UAPI headers: the program touches
+ * __sk_buff and packet bytes, nothing that needs CO-RE.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define MAX_RULES      4096
+#define NWORDS         (MAX_RULES / 64)
+#define MAX_CLASSES    8192
+#define MAX_PREFIXES   8192
+#define NO_PORT        65536
+#define PORT_INDEXES   65537
+#define COUNTER_SLOTS  (2 * MAX_RULES)
+#define DEFAULT_COUNTER COUNTER_SLOTS
+#define MAX_EXT_HEADERS 8
+
+#define PROTO_NON_IP    256
+#define PROTO_MALFORMED 257
+
+enum action {
+	ACT_PASS = 0,
+	ACT_DROP = 1,
+	ACT_REDIRECT = 2,
+	ACT_MARK = 3,
+	ACT_POLICE = 4,
+};
+
+enum police_unit {
+	POLICE_PACKETS = 0,
+	POLICE_BITS = 1,
+};
+
+#define NSEC_PER_SEC 1000000000ULL
+
+#define ETH_P_8021Q_  0x8100
+#define ETH_P_8021AD_ 0x88A8
+#define ETH_P_IP_     0x0800
+#define ETH_P_IPV6_   0x86DD
+
+#define IPPROTO_HOPOPTS_  0
+#define IPPROTO_TCP_      6
+#define IPPROTO_UDP_      17
+#define IPPROTO_ROUTING_  43
+#define IPPROTO_FRAGMENT_ 44
+#define IPPROTO_AH_       51
+#define IPPROTO_DSTOPTS_  60
+#define IPPROTO_SCTP_     132
+
+#define AF_INET_  2
+#define AF_INET6_ 10
+
+struct lpm_key {
+	__u32 prefixlen;
+	__u8 data[17]; /* tag (slot << 1 | is_ipv6), then the address */
+} __attribute__((packed));
+
+struct set_header {
+	__u32 slot;
+	__u32 nrules;
+	__u32 nwords;
+	__u32 default_action;
+	__u64 generation;
+};
+
+struct rule {
+	__u32 action;
+	__u32 counter;
+	__u32 mark;
+	__u32 ifindex;
+	__u32 nh_family;
+	__u32 police_unit;
+	__u8 nh_addr[16];
+	__u64 police_rate;
+	__u64 police_depth;
+	__u64 police_max_idle_ns;
+	char name[32];
+};
+
+struct class_bits {
+	__u64 w[NWORDS];
+};
+
+struct rule_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 drops;
+};
+
+struct proto_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct police_state {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	__u64 tokens;
+	__u64 last_ns;
+};
+
+struct settings {
+	__u64 clock_override_ns;
+};
+
+/*
+ * The set header lives in a one-entry inner map; replacing the inner map is the atomic switch.
+ * value_size rather than __type: clang emits only a forward declaration of a struct that the program
+ * reaches through an inner map, and libbpf cannot size that.
+ */
+struct header_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct set_header));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct header_map); /* must stay the last member */
+} active_set SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 2 * MAX_PREFIXES);
+	__type(key, struct lpm_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} src_prefixes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 2 * MAX_PREFIXES);
+	__type(key, struct lpm_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dst_prefixes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 256);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} proto_class SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * PORT_INDEXES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sport_class SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * PORT_INDEXES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dport_class SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, struct class_bits);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} class_bits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct rule);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNTER_SLOTS + 1);
+	__type(key, __u32);
+	__type(value, struct rule_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rule_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, COUNTER_SLOTS);
+	__type(key, __u32);
+	__type(value, struct police_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} police_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 258);
+	__type(key, __u32);
+	__type(value, struct proto_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} proto_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct settings);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} settings SEC(".maps");
+
+enum pkt_kind {
+	PKT_NON_IP = 0,
+	PKT_IP = 1,
+	PKT_MALFORMED = 2,
+};
+
+struct packet {
+	__u32 kind;
+	__u32 proto;
+	__u32 has_ports;
+	__u16 sport; /* host order */
+	__u16 dport;
+	struct lpm_key src; /* tag byte filled in later, once the slot is known */
+	struct lpm_key dst;
+};
+
+/* Walks the IPv6 extension headers from offset off (the first next-header value is nh). */
+static __always_inline int parse_ipv6_ext(struct __sk_buff *skb, struct packet *p, __u32 off, __u8 nh)
+{
+	__u8 hdr[8];
+	int i;
+
+#pragma clang loop unroll(disable)
+	for (i = 0; i < MAX_EXT_HEADERS; i++) {
+		switch (nh) {
+		case IPPROTO_HOPOPTS_:
+		case IPPROTO_ROUTING_:
+		case IPPROTO_DSTOPTS_:
+			if (bpf_skb_load_bytes(skb, off, hdr, 2))
+				return -1;
+			nh = hdr[0];
+			off += ((__u32)hdr[1] + 1) * 8;
+			break;
+		case IPPROTO_AH_:
+			if (bpf_skb_load_bytes(skb, off, hdr, 2))
+				return -1;
+			nh = hdr[0];
+			off += ((__u32)hdr[1] + 2) * 4;
+			break;
+		case IPPROTO_FRAGMENT_:
+			if (bpf_skb_load_bytes(skb, off, hdr, 8))
+				return -1;
+			nh = hdr[0];
+			off += 8;
+			/* fragment offset: the upper 13 bits of bytes 2-3 */
+			if ((((__u16)hdr[2] << 8) | hdr[3]) & 0xfff8) {
+				p->proto = nh;
+				return 0; /* non-first fragment: no ports */
+			}
+			break;
+		default:
+			p->proto = nh;
+			goto l4;
+		}
+	}
+	return -1; /* more extension headers than we walk */
+l4:
+	if (nh == IPPROTO_TCP_ || nh == IPPROTO_UDP_ || nh == IPPROTO_SCTP_) {
+		__be16 ports[2];
+
+		if (!bpf_skb_load_bytes(skb, off, ports, 4)) {
+			p->has_ports = 1;
+			p->sport = bpf_ntohs(ports[0]);
+			p->dport = bpf_ntohs(ports[1]);
+		}
+	}
+	return 0;
+}
+
+static __always_inline void parse(struct __sk_buff *skb, struct packet *p)
+{
+	__be16 proto;
+	__u32 off = ETH_HLEN;
+
+	p->kind = PKT_NON_IP;
+	if (bpf_skb_load_bytes(skb, 12, &proto, 2))
+		return;
+	if (proto == bpf_htons(ETH_P_8021Q_) || proto == bpf_htons(ETH_P_8021AD_)) {
+		if (bpf_skb_load_bytes(skb, 16, &proto, 2))
+			return;
+		off += 4;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP_)) {
+		__u8 h[20];
+		__u32 ihl;
+
+		p->kind = PKT_MALFORMED;
+		if (bpf_skb_load_bytes(skb, off, h, 20))
+			return;
+		ihl = h[0] & 0x0f;
+		if ((h[0] >> 4) != 4 || ihl < 5)
+			return;
+		/* the options too must be in the frame */
+		if (ihl > 5) {
+			__u8 last;
+
+			if (bpf_skb_load_bytes(skb, off + ihl * 4 - 1, &last, 1))
+				return;
+		}
+		p->kind = PKT_IP;
+		p->proto = h[9];
+		p->src.prefixlen = 8 + 32;
+		p->dst.prefixlen = 8 + 32;
+		__builtin_memcpy(&p->src.data[1], &h[12], 4);
+		__builtin_memcpy(&p->dst.data[1], &h[16], 4);
+		p->src.data[0] = 0;
+		p->dst.data[0] = 0;
+		/* fragment offset (low 13 bits of bytes 6-7) != 0: a non-first fragment has no ports */
+		if (((((__u16)h[6] << 8) | h[7]) & 0x1fff) == 0 &&
+		    (p->proto == IPPROTO_TCP_ || p->proto == IPPROTO_UDP_ || p->proto == IPPROTO_SCTP_)) {
+			__be16 ports[2];
+
+			if (!bpf_skb_load_bytes(skb, off + ihl * 4, ports, 4)) {
+				p->has_ports = 1;
+				p->sport = bpf_ntohs(ports[0]);
+				p->dport = bpf_ntohs(ports[1]);
+			}
+		}
+		return;
+	}
+
+	if (proto == bpf_htons(ETH_P_IPV6_)) {
+		__u8 h[40];
+
+		p->kind = PKT_MALFORMED;
+		if (bpf_skb_load_bytes(skb, off, h, 40))
+			return;
+		if ((h[0] >> 4) != 6)
+			return;
+		p->src.prefixlen = 8 + 128;
+		p->dst.prefixlen = 8 + 128;
+		__builtin_memcpy(&p->src.data[1], &h[8], 16);
+		__builtin_memcpy(&p->dst.data[1], &h[24], 16);
+		p->src.data[0] = 1;
+		p->dst.data[0] = 1;
+		if (parse_ipv6_ext(skb, p, off + 40, h[6]))
+			return;
+		p->kind = PKT_IP;
+	}
+}
+
+static __always_inline void count_proto(struct __sk_buff *skb, __u32 bucket)
+{
+	struct proto_stats *ps = bpf_map_lookup_elem(&proto_stats, &bucket);
+
+	if (ps) {
+		ps->packets++;
+		ps->bytes += skb->len;
+	}
+}
+
+/* Index of the lowest set bit of a non-zero word. */
+static __always_inline __u32 lowest_bit(__u64 w)
+{
+	__u32 n = 0;
+
+	if (!(w & 0xffffffffULL)) { n += 32; w >>= 32; }
+	if (!(w & 0xffffULL)) { n += 16; w >>= 16; }
+	if (!(w & 0xffULL)) { n += 8; w >>= 8; }
+	if (!(w & 0xfULL)) { n += 4; w >>= 4; }
+	if (!(w & 0x3ULL)) { n += 2; w >>= 2; }
+	if (!(w & 0x1ULL)) { n += 1; }
+	return n;
+}
+
+static __always_inline struct class_bits *class_of(__u32 slot, __u32 *cls)
+{
+	__u32 key;
+
+	if (!cls || *cls >= MAX_CLASSES)
+		return 0;
+	key = slot * MAX_CLASSES + *cls;
+	return bpf_map_lookup_elem(&class_bits, &key);
+}
+
+/* First rule matching the packet, or -1. */
+static __always_inline int classify(struct packet *p, const struct set_header *hdr, __u32 slot)
+{
+	struct class_bits *src, *dst, *proto, *sport, *dport;
+	__u32 key, nwords = hdr->nwords;
+	int i;
+
+	p->src.data[0] |= slot << 1;
+	p->dst.data[0] |= slot << 1;
+	src = class_of(slot, bpf_map_lookup_elem(&src_prefixes, &p->src));
+	dst = class_of(slot, bpf_map_lookup_elem(&dst_prefixes, &p->dst));
+	key = slot * 256 + (p->proto & 0xff);
+	proto = class_of(slot, bpf_map_lookup_elem(&proto_class, &key));
+	key = slot * PORT_INDEXES + (p->has_ports ? p->sport : NO_PORT);
+	sport = class_of(slot, bpf_map_lookup_elem(&sport_class, &key));
+	key = slot * PORT_INDEXES + (p->has_ports ? p->dport : NO_PORT);
+	dport = class_of(slot, bpf_map_lookup_elem(&dport_class, &key));
+	if (!src || !dst || !proto || !sport || !dport)
+		return -1;
+
+	for (i = 0; i < NWORDS; i++) {
+		__u64 w;
+
+		if (i >= nwords)
+			break;
+		w = src->w[i] & dst->w[i] & proto->w[i] & sport->w[i] & dport->w[i];
+		if (w)
+			return i * 64 + lowest_bit(w);
+	}
+	return -1;
+}
+
+/* Token bucket shared by all CPUs; returns 1 when the packet is within rate. */
+static __always_inline int police(struct __sk_buff *skb, const struct rule *r)
+{
+	__u32 zero = 0, idx = r->counter;
+	struct settings *s = bpf_map_lookup_elem(&settings, &zero);
+	struct police_state *st = bpf_map_lookup_elem(&police_state, &idx);
+	__u64 now, elapsed, tokens, cost;
+	int ok;
+
+	if (!st)
+		return 1;
+	now = (s && s->clock_override_ns) ? s->clock_override_ns : bpf_ktime_get_ns();
+	cost = r->police_unit == POLICE_BITS ? (__u64)skb->len * 8 * NSEC_PER_SEC : NSEC_PER_SEC;
+
+	bpf_spin_lock(&st->lock);
+	elapsed = now > st->last_ns ? now - st->last_ns : 0;
+	if (elapsed > r->police_max_idle_ns)
+		elapsed = r->police_max_idle_ns;
+	tokens = st->tokens + elapsed * r->police_rate;
+	if (tokens > r->police_depth)
+		tokens = r->police_depth;
+	if (now > st->last_ns)
+		st->last_ns = now;
+	ok = tokens >= cost;
+	if (ok)
+		tokens -= cost;
+	st->tokens = tokens;
+	bpf_spin_unlock(&st->lock);
+	return ok;
+}
+
+static __always_inline int verdict_default(struct __sk_buff *skb, const struct set_header *hdr)
+{
+	__u32 idx = DEFAULT_COUNTER;
+	struct rule_stats *rs = bpf_map_lookup_elem(&rule_stats, &idx);
+	int drop = hdr->default_action == ACT_DROP;
+
+	if (rs) {
+		rs->packets++;
+		rs->bytes += skb->len;
+		if (drop)
+			rs->drops++;
+	}
+	return drop ? TC_ACT_SHOT : TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int steering(struct __sk_buff *skb)
+{
+	struct packet p = {};
+	struct set_header *hdr;
+	struct rule_stats *rs;
+	struct rule *r;
+	void *inner;
+	__u32 zero = 0, slot, idx;
+	int match;
+
+	parse(skb, &p);
+	count_proto(skb, p.kind == PKT_IP ? p.proto : p.kind == PKT_NON_IP ? PROTO_NON_IP : PROTO_MALFORMED);
+	if (p.kind == PKT_NON_IP)
+		return TC_ACT_UNSPEC;
+
+	inner = bpf_map_lookup_elem(&active_set, &zero);
+	if (!inner)
+		return TC_ACT_UNSPEC; /* no rule set applied yet */
+	hdr = bpf_map_lookup_elem(inner, &zero);
+	if (!hdr)
+		return TC_ACT_UNSPEC;
+	if (p.kind == PKT_MALFORMED)
+		return verdict_default(skb, hdr);
+
+	slot = hdr->slot & 1;
+	match = classify(&p, hdr, slot);
+	if (match < 0 || match >= hdr->nrules || match >= MAX_RULES)
+		return verdict_default(skb, hdr);
+
+	idx = slot * MAX_RULES + match;
+	r = bpf_map_lookup_elem(&rules, &idx);
+	if (!r)
+		return verdict_default(skb, hdr);
+	idx = r->counter;
+	rs = bpf_map_lookup_elem(&rule_stats, &idx);
+	if (rs) {
+		rs->packets++;
+		rs->bytes += skb->len;
+	}
+
+	switch (r->action) {
+	case ACT_DROP:
+		if (rs)
+			rs->drops++;
+		return TC_ACT_SHOT;
+	case ACT_REDIRECT:
+		if (r->nh_family == AF_INET_ || r->nh_family == AF_INET6_) {
+			struct bpf_redir_neigh nh = { .nh_family = r->nh_family };
+
+			__builtin_memcpy(nh.ipv6_nh, r->nh_addr, 16);
+			return bpf_redirect_neigh(r->ifindex, &nh, sizeof(nh), 0);
+		}
+		return bpf_redirect_neigh(r->ifindex, 0, 0, 0);
+	case ACT_MARK:
+		skb->mark = r->mark;
+		return TC_ACT_UNSPEC;
+	case ACT_POLICE:
+		if (police(skb, r))
+			return TC_ACT_UNSPEC;
+		if (rs)
+			rs->drops++;
+		return TC_ACT_SHOT;
+	default:
+		return TC_ACT_UNSPEC;
+	}
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";
