@@ -1,0 +1,246 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ebpf.tc contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Read and switch the rule set of a loaded steering program through its pinned maps.
+
+The maps are the only source of truth: the applied rule set is decoded from them (never from a cache
+file), and a new set is written into the unused slot and switched in with one map-in-map update (see
+docs/dataplane.md, "Atomic switching").
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
+from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf
+from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, RuleError
+from ansible_collections.ebpf.tc.plugins.module_utils._rules import Tables, compile_tables, decode_tables
+
+STEERING_MAPS = (
+    L.MAP_ACTIVE_SET, L.MAP_SRC_PREFIXES, L.MAP_DST_PREFIXES, L.MAP_PROTO_CLASS, L.MAP_SPORT_CLASS,
+    L.MAP_DPORT_CLASS, L.MAP_CLASS_BITS, L.MAP_RULES, L.MAP_RULE_STATS, L.MAP_POLICE_STATE,
+    L.MAP_PROTO_STATS, L.MAP_SETTINGS,
+)
+DEFAULT_COUNTER_NAME = '(default)'
+_ZERO = L.pack_u32(0)
+
+
+class SteeringMaps:
+    """The pinned maps of one steering program instance (one interface and direction)."""
+
+    def __init__(self, pin_dir):
+        self.pin_dir = pin_dir
+        self._maps = {}
+        try:
+            for name in STEERING_MAPS:
+                path = os.path.join(pin_dir, name)
+                if not os.path.exists(path):
+                    raise EbpfTcError('%s is not a steering program pin directory: %s is missing'
+                                      % (pin_dir, path))
+                self._maps[name] = _libbpf.Map.from_pin(path)
+        except Exception:
+            self.close()
+            raise
+
+    def close(self):
+        for m in self._maps.values():
+            m.close()
+        self._maps = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __getitem__(self, name):
+        return self._maps[name]
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def header(self):
+        """The applied set's header, or None when no rule set was ever applied."""
+        inner_id = self[L.MAP_ACTIVE_SET].lookup(_ZERO)
+        if inner_id is None:
+            return None
+        inner = _libbpf.Map.from_id(L.unpack_u32(inner_id))
+        try:
+            value = inner.lookup(_ZERO)
+        finally:
+            inner.close()
+        return None if value is None else L.unpack_header(value)
+
+    def read_tables(self, header):
+        """Every table entry of the header's slot, as the compiler's Tables."""
+        slot = header.slot
+
+        def prefixes(name):
+            out = {}
+            for key, value in self[name].items():
+                if L.parse_lpm_key(key)[0] == slot:
+                    out[key] = L.unpack_u32(value)
+            return out
+
+        def array(name, first, count):
+            return [L.unpack_u32(v) for v in self._lookup_range(self[name], first, count)]
+
+        proto_class = array(L.MAP_PROTO_CLASS, L.proto_index(slot, 0), 256)
+        sport_class = array(L.MAP_SPORT_CLASS, L.port_index(slot, 0), L.PORT_INDEXES)
+        dport_class = array(L.MAP_DPORT_CLASS, L.port_index(slot, 0), L.PORT_INDEXES)
+        rules = [L.unpack_rule(v)
+                 for v in self._lookup_range(self[L.MAP_RULES], L.rule_index(slot, 0), header.nrules)]
+        src = prefixes(L.MAP_SRC_PREFIXES)
+        dst = prefixes(L.MAP_DST_PREFIXES)
+        used = set(proto_class) | set(sport_class) | set(dport_class) | set(src.values()) | set(dst.values())
+        class_bits = {}
+        for cls in sorted(used):
+            value = self[L.MAP_CLASS_BITS].lookup(L.pack_u32(L.class_index(slot, cls)))
+            class_bits[cls] = L.unpack_bits(value)
+        return Tables(header=header, src_prefixes=src, dst_prefixes=dst, proto_class=proto_class,
+                      sport_class=sport_class, dport_class=dport_class, class_bits=class_bits, rules=rules)
+
+    def applied(self, ifname_of):
+        """The applied RuleSet decoded from the maps, or None when none was ever applied."""
+        header = self.header()
+        if header is None:
+            return None
+        return decode_tables(self.read_tables(header), ifname_of)
+
+    def rule_counters(self):
+        """Per-rule {'packets', 'bytes', 'drops'} summed over CPUs, keyed by rule name.
+
+        The default action's counter is under '(default)'.
+        """
+        header = self.header()
+        out = {}
+        if header is None:
+            return out
+        entries = self._lookup_range(self[L.MAP_RULES], L.rule_index(header.slot, 0), header.nrules)
+        for value in entries:
+            rule = L.unpack_rule(value)
+            out[rule.name] = self._rule_stats(rule.counter)
+        out[DEFAULT_COUNTER_NAME] = self._rule_stats(L.DEFAULT_COUNTER)
+        return out
+
+    def proto_counters(self):
+        """Per-protocol {'packets', 'bytes'} of every frame seen, only the non-zero ones.
+
+        Keys are IP protocol numbers, 'non-ip' and 'malformed'.
+        """
+        out = {}
+        stats = self[L.MAP_PROTO_STATS]
+        for index in range(258):
+            packets, nbytes = L.unpack_proto_stats(stats.lookup_percpu(L.pack_u32(index)))
+            if packets:
+                key = index if index < 256 else ('non-ip' if index == 256 else 'malformed')
+                out[key] = {'packets': packets, 'bytes': nbytes}
+        return out
+
+    def _rule_stats(self, counter):
+        packets, nbytes, drops = L.unpack_rule_stats(self[L.MAP_RULE_STATS].lookup_percpu(L.pack_u32(counter)))
+        return {'packets': packets, 'bytes': nbytes, 'drops': drops}
+
+    @staticmethod
+    def _lookup_range(bpf_map, first, count):
+        """Values of array entries first..first+count-1, read in a few batched syscalls."""
+        if count == 0:
+            return []
+        values = [value for _, value in bpf_map.lookup_batch()]  # an array yields keys 0, 1, 2... in order
+        if len(values) < first + count:
+            raise EbpfTcError('map %s has %d entries, expected at least %d'
+                              % (bpf_map.info.name, len(values), first + count))
+        return values[first:first + count]
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def apply(self, ruleset, ifindex_of, ifname_of):
+        """Make `ruleset` the applied set. Returns False when it already is (nothing is written).
+
+        Compiles first, so an invalid set raises before any map changes.
+        """
+        header = self.header()
+        current_tables = self.read_tables(header) if header is not None else None
+        current = decode_tables(current_tables, ifname_of) if current_tables is not None else None
+        if current == ruleset:
+            return False
+
+        slot = 0 if header is None else 1 - header.slot
+        counters, fresh = self._assign_counters(ruleset, current, current_tables)
+        tables = compile_tables(ruleset, slot, counters, ifindex_of)
+
+        for counter in fresh:
+            self._zero_counter(counter)
+        self._write_slot(slot, tables)
+        generation = 1 if header is None else header.generation + 1
+        self._switch(tables.header._replace(slot=slot, generation=generation))
+        return True
+
+    def _assign_counters(self, ruleset, current, current_tables):
+        """Counter indexes for the new set: kept for rules whose name and match are unchanged."""
+        kept = {}
+        if current is not None:
+            for rule, entry in zip(current.rules, current_tables.rules):
+                kept[rule.match_key()] = entry.counter
+        in_use = set(kept.values())
+        free = (i for i in range(L.COUNTER_SLOTS) if i not in in_use)
+        counters, fresh = [], []
+        for rule in ruleset.rules:
+            counter = kept.get(rule.match_key())
+            if counter is None:
+                counter = next(free, None)
+                if counter is None:  # cannot happen while rules <= MAX_RULES; guard the invariant
+                    raise RuleError('no free counter slot', field='rules')
+                fresh.append(counter)
+            counters.append(counter)
+        return counters, fresh
+
+    def _zero_counter(self, counter):
+        key = L.pack_u32(counter)
+        stats = self[L.MAP_RULE_STATS]
+        stats.update(key, b'\0' * (L.RULE_STATS_SIZE * _libbpf.num_possible_cpus()))
+        police = self[L.MAP_POLICE_STATE]
+        police.update(key, b'\0' * police.info.value_size)
+
+    def _write_slot(self, slot, tables):
+        """Write every table of `slot`. Nothing reads that slot until the header names it."""
+        for name, entries in ((L.MAP_SRC_PREFIXES, tables.src_prefixes), (L.MAP_DST_PREFIXES, tables.dst_prefixes)):
+            trie = self[name]
+            stale = [k for k in trie.keys() if L.parse_lpm_key(k)[0] == slot and k not in entries]
+            for key in stale:
+                trie.delete(key)
+            for key, cls in sorted(entries.items()):
+                trie.update(key, L.pack_u32(cls))
+
+        def write_array(name, first, values):
+            keys = [L.pack_u32(first + i) for i in range(len(values))]
+            self[name].update_batch(keys, values)
+
+        write_array(L.MAP_PROTO_CLASS, L.proto_index(slot, 0), [L.pack_u32(c) for c in tables.proto_class])
+        write_array(L.MAP_SPORT_CLASS, L.port_index(slot, 0), [L.pack_u32(c) for c in tables.sport_class])
+        write_array(L.MAP_DPORT_CLASS, L.port_index(slot, 0), [L.pack_u32(c) for c in tables.dport_class])
+        classes = sorted(tables.class_bits.items())
+        self[L.MAP_CLASS_BITS].update_batch([L.pack_u32(L.class_index(slot, c)) for c, _ in classes],
+                                            [L.pack_bits(bits) for _, bits in classes])
+        if tables.rules:
+            write_array(L.MAP_RULES, L.rule_index(slot, 0), [L.pack_rule(r) for r in tables.rules])
+
+    def _switch(self, header):
+        """Publish `header` in a fresh inner map: the one atomic step of an update.
+
+        The kernel returns from a map-in-map update made from user space only after the programs that
+        could still see the old inner map have finished, so the old slot is free afterwards.
+        """
+        inner = _libbpf.create_map(_libbpf.BPF_MAP_TYPE_ARRAY, 4, L.SET_HEADER_SIZE, 1, name='set_header')
+        try:
+            inner.update(_ZERO, L.pack_header(header))
+            self[L.MAP_ACTIVE_SET].update(_ZERO, L.pack_u32(inner.fd))
+        finally:
+            inner.close()
+
+    def set_clock_override(self, ns):
+        """Drive the policer's clock (tests); 0 gives it back to the kernel's monotonic clock."""
+        self[L.MAP_SETTINGS].update(_ZERO, int(ns).to_bytes(8, 'little'))
