@@ -18,3 +18,26 @@ if not os.path.islink(_link):
         pass
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
+
+
+# `make test` sets EBPF_TC_FORBID_SKIPS=1: there every test, root ones included, must really run, so a
+# skip (a missing tool, not being root, no bpffs) fails the session instead of passing quietly.
+_FORBID_SKIPS = os.environ.get('EBPF_TC_FORBID_SKIPS') == '1'
+_skipped = []
+
+
+def pytest_runtest_logreport(report):
+    if _FORBID_SKIPS and report.skipped and not hasattr(report, 'wasxfail'):
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _skipped and exitstatus in (0, 5):
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _skipped:
+        terminalreporter.section('skips are failures here (EBPF_TC_FORBID_SKIPS=1)')
+        for nodeid in _skipped:
+            terminalreporter.line(nodeid)

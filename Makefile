@@ -1,0 +1,132 @@
+# ebpf.tc development entry points. Run as root on a Debian 12 machine; every target is idempotent.
+#
+#   make deps     Debian packages, the pinned .venv, bpffs mounted
+#   make bpf      rebuild files/bpf/steering.bpf.o from its source (files/bpf/build.sh)
+#   make test     pytest (unit + dataplane, no skips) + ansible-test sanity + ansible-lint
+#   make demo     the dataplane demonstration
+#   make clean    remove build and test debris (keeps .venv; `make distclean` removes it too)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV := $(ROOT)/.venv
+PYTHON ?= python3
+TMP := $(ROOT)/.tmp
+LOGS := $(TMP)/logs
+SANITY_DIR := $(TMP)/sanity/ansible_collections/ebpf/tc
+SANITY_PYTHON ?= 3.11
+
+BPF_SRC := files/bpf/steering.bpf.c
+BPF_OBJ := files/bpf/steering.bpf.o
+
+# clang/llvm/libbpf-dev/gcc-multilib: build BPF objects (gcc-multilib provides asm/types.h for -target bpf).
+# libbpf1: loaded through ctypes. bpftool, iproute2: inspection and tc. python3-pyroute2: what targets use.
+# openssh-server: the lab's per-namespace sshd. shellcheck: lets the ansible-test shellcheck test run.
+# python3-venv: `python3 -m venv` with Debian's own python3.
+APT_PACKAGES := bpftool ca-certificates clang gcc-multilib git iproute2 iputils-ping libbpf-dev libbpf1 \
+	linux-libc-dev llvm make netcat-openbsd openssh-server procps python3 python3-pyroute2 python3-venv \
+	shellcheck
+
+VENV_STAMP := $(VENV)/.requirements-dev.stamp
+
+# Everything the venv provides comes first on PATH (ansible-test, ansible-lint, ansible-galaxy).
+export PATH := $(VENV)/bin:$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help deps apt-deps venv bpffs bpf pytest sanity lint test demo build clean distclean
+
+help:
+	@sed -n '3,8s/^# \{0,1\}//p' $(ROOT)/Makefile
+
+deps: apt-deps venv bpffs
+
+# apt-get update only when a package is missing: a no-op run costs one dpkg-query.
+apt-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${db:Status-Status}\n' "$$p" 2>/dev/null | grep -qx installed || echo "$$p"; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq; \
+		apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): $(ROOT)/requirements-dev.txt | apt-deps
+	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q -r $(ROOT)/requirements-dev.txt
+	$(VENV)/bin/python -m pip check
+	@touch $@
+
+bpffs:
+	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+# Always rebuilds (it takes a second and is reproducible); the rebuild check in the tests runs the same script.
+bpf: apt-deps
+	cd $(ROOT) && files/bpf/build.sh $(BPF_SRC) $(BPF_OBJ)
+
+# EBPF_TC_FORBID_SKIPS=1 makes tests/conftest.py fail the run if any test skips: under `make test` the
+# root tests run for real. "No tests collected" (pytest exit 5) is a failure too.
+pytest: deps
+	@mkdir -p $(LOGS)
+	cd $(ROOT) && EBPF_TC_FORBID_SKIPS=1 $(VENV)/bin/python -m pytest 2>&1 | tee $(LOGS)/pytest.log
+
+# ansible-test wants to run from .../ansible_collections/<namespace>/<name>: sanity-check a fresh copy of
+# the files git would track (tracked + untracked-not-ignored), so debris in the tree never counts.
+sanity: deps
+	@rm -rf $(TMP)/sanity
+	@mkdir -p $(SANITY_DIR) $(LOGS)
+	@cd $(ROOT); git ls-files -z -co --exclude-standard \
+		| while IFS= read -r -d '' f; do \
+			case "$$f" in .ansible/*) continue;; esac; \
+			[ -e "$$f" ] || [ -L "$$f" ] && printf '%s\0' "$$f" || true; \
+		done \
+		| xargs -0r cp -a --parents -t $(SANITY_DIR)
+	@# ansible-test bootstraps pip in each sanity venv with a script from ci-files.testing.ansible.com, which
+	@# is unreachable here: cache our stand-in under its name (a real download found there is kept).
+	@pip_version=$$(sed -n "s/^ *pip='\([0-9.]*\)',$$/\1/p" \
+		"$$($(VENV)/bin/python -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py"); \
+	[ -n "$$pip_version" ] || { echo "cannot tell which pip ansible-test bootstraps" >&2; exit 1; }; \
+	cached="$$HOME/.ansible/test/cache/get_pip_$${pip_version//./_}.py"; \
+	if [ ! -e "$$cached" ] || grep -q 'Offline stand-in for ansible-test' "$$cached"; then \
+		install -D -m 0644 $(ROOT)/.ci/ansible_test_get_pip.py "$$cached"; \
+	fi
+	@# Its own (empty) git repository: otherwise ansible-test asks the enclosing checkout, which ignores .tmp/.
+	@cd $(SANITY_DIR) && git init -q .
+	cd $(SANITY_DIR) && ansible-test sanity --venv --python $(SANITY_PYTHON) --color no 2>&1 | tee $(LOGS)/sanity.log
+
+lint: deps
+	@mkdir -p $(LOGS)
+	cd $(ROOT) && ansible-lint --nocolor 2>&1 | tee $(LOGS)/lint.log
+
+# Runs every step even when one fails, then prints one line per step and exits non-zero on any failure.
+test: deps
+	@mkdir -p $(LOGS); : > $(LOGS)/summary; rc=0; \
+	for step in pytest sanity lint; do \
+		start=$$(date +%s); \
+		if $(MAKE) --no-print-directory $$step; then res=ok; else res=FAILED; rc=1; fi; \
+		echo "$$step: $$res ($$(( $$(date +%s) - start ))s)" >> $(LOGS)/summary; \
+	done; \
+	echo; echo "==== make test summary ===="; \
+	echo "pytest: $$(grep -E '^=+ .* in [0-9.]+s' $(LOGS)/pytest.log | tail -n1 || echo 'no summary line')"; \
+	cat $(LOGS)/summary; \
+	exit $$rc
+
+demo: deps
+	cd $(ROOT) && $(VENV)/bin/python scripts/demo_dataplane.py
+
+# The Galaxy artifact, to check what build_ignore leaves in it.
+build: venv
+	@mkdir -p $(TMP)/dist
+	cd $(ROOT) && ansible-galaxy collection build --force --output-path $(TMP)/dist
+
+clean:
+	rm -rf $(TMP) $(ROOT)/.pytest_cache $(ROOT)/.hypothesis $(ROOT)/.ansible $(ROOT)/ebpf-tc-*.tar.gz
+	find $(ROOT) -path $(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
