@@ -239,30 +239,32 @@ struct packet {
 	struct lpm_key dst;
 };
 
-/* Walks the IPv6 extension headers from offset off (the first next-header value is nh). */
+static __always_inline int is_ipv6_ext(__u8 nh)
+{
+	return nh == IPPROTO_HOPOPTS_ || nh == IPPROTO_ROUTING_ || nh == IPPROTO_DSTOPTS_ ||
+	       nh == IPPROTO_AH_ || nh == IPPROTO_FRAGMENT_;
+}
+
+/*
+ * Walks at most MAX_EXT_HEADERS IPv6 extension headers from offset off (nh: the first next-header
+ * value). Returns -1 for a malformed packet: a header cut short by the end of the frame, or one more
+ * extension header than we walk.
+ */
 static __always_inline int parse_ipv6_ext(struct __sk_buff *skb, struct packet *p, __u32 off, __u8 nh)
 {
 	__u8 hdr[8];
+	__u32 len;
 	int i;
 
 #pragma clang loop unroll(disable)
-	for (i = 0; i < MAX_EXT_HEADERS; i++) {
-		switch (nh) {
-		case IPPROTO_HOPOPTS_:
-		case IPPROTO_ROUTING_:
-		case IPPROTO_DSTOPTS_:
-			if (bpf_skb_load_bytes(skb, off, hdr, 2))
-				return -1;
-			nh = hdr[0];
-			off += ((__u32)hdr[1] + 1) * 8;
-			break;
-		case IPPROTO_AH_:
-			if (bpf_skb_load_bytes(skb, off, hdr, 2))
-				return -1;
-			nh = hdr[0];
-			off += ((__u32)hdr[1] + 2) * 4;
-			break;
-		case IPPROTO_FRAGMENT_:
+	for (i = 0; i <= MAX_EXT_HEADERS; i++) {
+		if (!is_ipv6_ext(nh)) {
+			p->proto = nh;
+			goto l4;
+		}
+		if (i == MAX_EXT_HEADERS)
+			return -1;
+		if (nh == IPPROTO_FRAGMENT_) {
 			if (bpf_skb_load_bytes(skb, off, hdr, 8))
 				return -1;
 			nh = hdr[0];
@@ -272,13 +274,21 @@ static __always_inline int parse_ipv6_ext(struct __sk_buff *skb, struct packet *
 				p->proto = nh;
 				return 0; /* non-first fragment: no ports */
 			}
-			break;
-		default:
-			p->proto = nh;
-			goto l4;
+			continue;
 		}
+		if (bpf_skb_load_bytes(skb, off, hdr, 2))
+			return -1;
+		if (nh == IPPROTO_AH_)
+			len = ((__u32)hdr[1] + 2) * 4;
+		else
+			len = ((__u32)hdr[1] + 1) * 8;
+		/* the whole header must be in the frame, not only its first bytes */
+		if (bpf_skb_load_bytes(skb, off + len - 1, &hdr[2], 1))
+			return -1;
+		nh = hdr[0];
+		off += len;
 	}
-	return -1; /* more extension headers than we walk */
+	return -1;
 l4:
 	if (nh == IPPROTO_TCP_ || nh == IPPROTO_UDP_ || nh == IPPROTO_SCTP_) {
 		__be16 ports[2];
