@@ -50,9 +50,9 @@ NAME_RE = re.compile(r'^[a-z0-9_.-]{1,32}$')
 MAX_PORT = 65535
 MAX_MARK = 0xffffffff
 
-# The policer adds up to police_depth (refill, capped by police_max_idle_ns) to at most police_depth
-# tokens before clamping, so 2 * depth must fit in a u64: depth <= 2**63 - 1.
-MAX_POLICE_DEPTH = 2 ** 63 - 1
+# The policer adds a refill of up to max_idle * rate < depth + rate <= 2 * depth to at most depth tokens
+# before clamping, so 3 * depth must fit in a u64.
+MAX_POLICE_DEPTH = (2 ** 64 - 1) // 3
 MAX_BURST_UNITS = MAX_POLICE_DEPTH // L.NSEC_PER_SEC
 # A rate must be refillable by the largest burst within 1 ns (police_max_idle_ns >= 1); whole bytes.
 MAX_RATE = MAX_BURST_UNITS // 8 * 8 * L.NSEC_PER_SEC
@@ -747,7 +747,8 @@ def _rule_entry(rule, counter, ifindex_of):
         police_unit = rule.police.unit
         police_rate = rule.police.rate
         police_depth = rule.police.burst_units * L.NSEC_PER_SEC
-        police_max_idle = police_depth // police_rate
+        # rounded up, so that an idle bucket (or a zeroed one) refills to its full depth
+        police_max_idle = -(-police_depth // police_rate)
     return L.RuleEntry(ACTION_CODES[rule.action], counter, mark, ifindex, nh_family, police_unit,
                        nh_addr.ljust(16, b'\0'), police_rate, police_depth, police_max_idle, rule.name)
 
