@@ -1,0 +1,406 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ebpf.tc contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Reference model of the steering dataplane (docs/dataplane.md), the oracle of the dataplane tests.
+
+Written from the document only, and deliberately naive: frames are parsed byte by byte, rules are
+tried one after the other (first match wins), addresses are compared with ``ipaddress``. Nothing here
+uses the rule compiler's tables; the model reads a rule set only through its canonical dicts
+(``RuleSet.to_dicts()``), so a compiler bug cannot hide in both places.
+
+``Dataplane`` is the stateful part: per-rule counters and policers with the same lifetime rules as the
+program (a rule whose name and match are unchanged keeps them across an update), per-protocol
+counters, and the policer clock (the tests drive ``settings.clock_override_ns`` with the same value).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import struct
+from collections import namedtuple
+
+TC_ACT_UNSPEC = -1
+TC_ACT_OK = 0
+TC_ACT_SHOT = 2
+TC_ACT_REDIRECT = 7
+
+PROTO_NUMBERS = {'icmp': 1, 'tcp': 6, 'udp': 17, 'icmpv6': 58, 'sctp': 132}
+PORT_PROTOS = (6, 17, 132)
+EXT_OPTIONS = (0, 43, 60)        # hop-by-hop, routing, destination options: (len + 1) * 8
+EXT_AH = 51                      # (len + 2) * 4
+EXT_FRAGMENT = 44                # 8 bytes
+EXT_HEADERS = EXT_OPTIONS + (EXT_AH, EXT_FRAGMENT)
+MAX_EXT_HEADERS = 8
+
+NS = 1000000000
+DEFAULT = '(default)'
+NON_IP = 'non-ip'
+MALFORMED = 'malformed'
+
+# ------------------------------------------------------------------------------------------ parsing
+
+Packet = namedtuple('Packet', 'kind family src dst proto sport dport nonfirst length')
+Packet.__doc__ = """What the parser found in a frame.
+
+kind: 'ip', 'non-ip' or 'malformed'; family 4/6 (None unless ip); src/dst ``ipaddress`` objects;
+proto the L4 protocol number; sport/dport None when the packet has no ports; nonfirst: a non-first
+fragment; length: the frame's length (skb->len).
+"""
+
+
+def _packet(kind, length, family=None, src=None, dst=None, proto=None, sport=None, dport=None, nonfirst=False):
+    return Packet(kind, family, src, dst, proto, sport, dport, nonfirst, length)
+
+
+def parse(frame):
+    """Parse a raw Ethernet frame as docs/dataplane.md "Parse" says."""
+    frame = bytes(frame)
+    n = len(frame)
+    if n < 14:
+        # BPF_PROG_TEST_RUN refuses these; on a real device there is always an Ethernet header.
+        return _packet(NON_IP, n)
+    ethertype = struct.unpack_from('!H', frame, 12)[0]
+    off = 14
+    if ethertype in (0x8100, 0x88A8):
+        if n < 18:
+            # The tag itself is cut short: the frame never says it is IP.
+            return _packet(NON_IP, n)
+        ethertype = struct.unpack_from('!H', frame, 16)[0]
+        off = 18
+    if ethertype == 0x0800:
+        return _parse_ipv4(frame, off)
+    if ethertype == 0x86DD:
+        return _parse_ipv6(frame, off)
+    return _packet(NON_IP, n)
+
+
+def _ports(frame, off, proto):
+    if proto in PORT_PROTOS and off + 4 <= len(frame):
+        return struct.unpack_from('!HH', frame, off)
+    return None, None
+
+
+def _parse_ipv4(frame, off):
+    n = len(frame)
+    if off + 20 > n:
+        return _packet(MALFORMED, n)
+    version, ihl = frame[off] >> 4, frame[off] & 0xF
+    if version != 4 or ihl < 5 or off + ihl * 4 > n:
+        return _packet(MALFORMED, n)
+    proto = frame[off + 9]
+    src = ipaddress.IPv4Address(frame[off + 12:off + 16])
+    dst = ipaddress.IPv4Address(frame[off + 16:off + 20])
+    nonfirst = (struct.unpack_from('!H', frame, off + 6)[0] & 0x1FFF) != 0
+    sport = dport = None
+    if not nonfirst:
+        sport, dport = _ports(frame, off + ihl * 4, proto)
+    return _packet('ip', n, 4, src, dst, proto, sport, dport, nonfirst)
+
+
+def _parse_ipv6(frame, off):
+    n = len(frame)
+    if off + 40 > n or frame[off] >> 4 != 6:
+        return _packet(MALFORMED, n)
+    src = ipaddress.IPv6Address(frame[off + 8:off + 24])
+    dst = ipaddress.IPv6Address(frame[off + 24:off + 40])
+    nexthdr = frame[off + 6]
+    pos = off + 40
+    walked = 0
+    while nexthdr in EXT_HEADERS:
+        if walked == MAX_EXT_HEADERS:
+            return _packet(MALFORMED, n)    # a ninth extension header
+        walked += 1
+        if nexthdr == EXT_FRAGMENT:
+            if pos + 8 > n:
+                return _packet(MALFORMED, n)
+            inner = frame[pos]
+            if struct.unpack_from('!H', frame, pos + 2)[0] >> 3:
+                return _packet('ip', n, 6, src, dst, inner, None, None, True)
+            nexthdr, pos = inner, pos + 8
+            continue
+        if pos + 2 > n:
+            return _packet(MALFORMED, n)
+        if nexthdr == EXT_AH:
+            size = (frame[pos + 1] + 2) * 4
+        else:
+            size = (frame[pos + 1] + 1) * 8
+        if pos + size > n:
+            return _packet(MALFORMED, n)     # the extension header is cut short
+        nexthdr, pos = frame[pos], pos + size
+    sport, dport = _ports(frame, pos, nexthdr)
+    return _packet('ip', n, 6, src, dst, nexthdr, sport, dport, False)
+
+
+def proto_bucket(packet):
+    """The ``proto_stats`` bucket of a parsed packet: 0..255, 'non-ip' or 'malformed'."""
+    if packet.kind == 'ip':
+        return packet.proto
+    return packet.kind
+
+
+# ------------------------------------------------------------------------------------------ rules
+
+Police = namedtuple('Police', 'unit rate depth max_idle')   # unit 'packets' or 'bits'; integer arithmetic
+ModelRule = namedtuple('ModelRule', 'name action src dst proto sport dport mark redirect police identity')
+
+_RATE_UNITS = {
+    'pps': ('packets', 1), 'kpps': ('packets', 1000), 'mpps': ('packets', 1000000),
+    'bit': ('bits', 1), 'kbit': ('bits', 1000), 'mbit': ('bits', 1000000), 'gbit': ('bits', 1000000000),
+    'tbit': ('bits', 1000000000000),
+}
+
+
+def parse_rate(text):
+    """'100pps' → ('packets', 100); '10mbit' → ('bits', 10000000). Decimal multiples, as tc uses."""
+    text = str(text).strip().lower()
+    for suffix in sorted(_RATE_UNITS, key=len, reverse=True):
+        if text.endswith(suffix):
+            number = text[:-len(suffix)].strip()
+            unit, scale = _RATE_UNITS[suffix]
+            if '.' in number:
+                from fractions import Fraction
+                value = Fraction(number) * scale
+                if value.denominator != 1:
+                    raise ValueError('rate %r is not a whole number of units' % text)
+                return unit, int(value)
+            return unit, int(number) * scale
+    raise ValueError('unknown rate %r' % text)
+
+
+def police_params(police):
+    """Token-bucket parameters of a canonical ``police`` dict: burst in packets (pps) or bytes (bits)."""
+    unit, rate = parse_rate(police['rate'])
+    burst = int(police['burst'])
+    depth = burst * NS if unit == 'packets' else burst * 8 * NS
+    return Police(unit, rate, depth, -(-depth // rate))  # max_idle rounded up (dataplane.md)
+
+
+def _networks(values):
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    return tuple(ipaddress.ip_network(v, strict=False) for v in values)
+
+
+def _protos(values):
+    if values is None:
+        return None
+    if not isinstance(values, (list, tuple)):
+        values = [values]
+    out = set()
+    for v in values:
+        if isinstance(v, str) and v.lower() in PROTO_NUMBERS:
+            out.add(PROTO_NUMBERS[v.lower()])
+        else:
+            out.add(int(v))
+    return frozenset(out)
+
+
+def _ports_ranges(values):
+    if values is None:
+        return None
+    if not isinstance(values, (list, tuple)):
+        values = [values]
+    out = []
+    for v in values:
+        if isinstance(v, str) and '-' in v:
+            lo, hi = v.split('-', 1)
+            out.append((int(lo), int(hi)))
+        else:
+            out.append((int(v), int(v)))
+    return tuple(out)
+
+
+def _identity(rule):
+    """Name and match: what decides whether a rule keeps its counters and policer across an update."""
+    def freeze(value):
+        if isinstance(value, dict):
+            return tuple(sorted((k, freeze(v)) for k, v in value.items() if v is not None))
+        if isinstance(value, (list, tuple)):
+            return tuple(freeze(v) for v in value)
+        return value
+    return (rule['name'], freeze(rule.get('match') or {}))
+
+
+def model_rule(rule):
+    """A canonical rule dict (as ``RuleSet.to_dicts()`` gives) → ModelRule."""
+    match = rule.get('match') or {}
+    redirect = None
+    if rule['action'] == 'redirect':
+        redirect = (rule['redirect']['interface'], rule['redirect'].get('via'))
+    police = police_params(rule['police']) if rule['action'] == 'police' else None
+    mark = int(rule['mark']) if rule['action'] == 'mark' else None
+    return ModelRule(
+        name=rule['name'], action=rule['action'],
+        src=_networks(match.get('src')), dst=_networks(match.get('dst')), proto=_protos(match.get('proto')),
+        sport=_ports_ranges(match.get('sport')), dport=_ports_ranges(match.get('dport')),
+        mark=mark, redirect=redirect, police=police, identity=_identity(rule))
+
+
+def _address_matches(networks, address):
+    if networks is None:
+        return True
+    return any(net.version == address.version and address in net for net in networks)
+
+
+def _port_matches(ranges, port):
+    if ranges is None:
+        return True
+    if port is None:
+        return False
+    return any(lo <= port <= hi for lo, hi in ranges)
+
+
+def rule_matches(rule, packet):
+    """Does ``rule`` match a parsed IP packet? (Non-IP and malformed packets match no rule.)"""
+    if packet.kind != 'ip':
+        return False
+    return (_address_matches(rule.src, packet.src) and _address_matches(rule.dst, packet.dst)
+            and (rule.proto is None or packet.proto in rule.proto)
+            and _port_matches(rule.sport, packet.sport) and _port_matches(rule.dport, packet.dport))
+
+
+def first_match(rules, packet):
+    """Index of the first rule that matches, or None."""
+    for index, rule in enumerate(rules):
+        if rule_matches(rule, packet):
+            return index
+    return None
+
+
+def ruleset_dicts(ruleset):
+    """(default_action, [canonical rule dicts]) of a RuleSet, or of a (dicts, default_action) pair."""
+    if isinstance(ruleset, tuple) and len(ruleset) == 2 and isinstance(ruleset[1], str):
+        return ruleset[1], list(ruleset[0])
+    dicts = ruleset.to_dicts()
+    if isinstance(dicts, dict):     # {'default_action': ..., 'rules': [...]}
+        return dicts.get('default_action', ruleset.default_action), list(dicts['rules'])
+    return ruleset.default_action, list(dicts)
+
+
+# ------------------------------------------------------------------------------------------ verdicts
+
+Verdict = namedtuple('Verdict', 'kind rule retval mark redirect proto_bucket counter dropped length')
+Verdict.__doc__ = """The model's decision on one frame.
+
+kind: 'pass', 'drop', 'redirect', 'mark', 'police' (a rule decided) or 'default' (no rule matched, or
+malformed); non-IP frames and frames seen before any rule set is applied are 'pass' with rule None.
+rule: index of the deciding rule, or None. retval: the expected TC return code. mark: the new skb->mark,
+or None when the program leaves it alone. redirect: (interface, via) or None. counter: the rule's name,
+'(default)', or None when no counter moves. dropped: whether the packet counts a drop.
+"""
+
+
+class Policer:
+    """One rule's token bucket, exactly as docs/dataplane.md's integer arithmetic says."""
+
+    def __init__(self):
+        self.tokens = 0
+        self.last_ns = 0
+
+    def admit(self, params, now, length):
+        elapsed = min(now - self.last_ns, params.max_idle) if now >= self.last_ns else 0
+        self.tokens = min(self.tokens + elapsed * params.rate, params.depth)
+        self.last_ns = max(self.last_ns, now)
+        cost = NS if params.unit == 'packets' else length * 8 * NS
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return True
+        return False
+
+
+class Dataplane:
+    """The program plus its maps, in Python.
+
+    ``apply(ruleset)`` switches rule sets (keeping counters and policers of rules whose name and match
+    are unchanged), ``run(frame)`` classifies a frame and updates every counter, ``clock`` is the policer
+    clock in ns (None: the real clock, which the model cannot follow; police rules then raise).
+    """
+
+    def __init__(self, clock=None):
+        self.clock = clock
+        self.default_action = None
+        self.rules = ()
+        self.rule_stats = {}       # identity → {'packets','bytes','drops'}
+        self.policers = {}         # identity → Policer
+        self.default_stats = {'packets': 0, 'bytes': 0, 'drops': 0}
+        self.proto_stats = {}      # bucket → {'packets','bytes'}
+
+    def apply(self, ruleset):
+        default_action, dicts = ruleset_dicts(ruleset)
+        if default_action not in ('pass', 'drop'):
+            raise ValueError(default_action)
+        rules = tuple(model_rule(d) for d in dicts)
+        keep = set(r.identity for r in rules) & set(r.identity for r in self.rules)
+        self.rule_stats = dict((r.identity, self.rule_stats[r.identity] if r.identity in keep
+                                else {'packets': 0, 'bytes': 0, 'drops': 0}) for r in rules)
+        self.policers = dict((r.identity, self.policers.get(r.identity, Policer()) if r.identity in keep
+                              else Policer()) for r in rules)
+        self.rules = rules
+        self.default_action = default_action
+
+    def rule_counters(self):
+        """{rule name: counters} of the current set plus '(default)', as SteeringMaps.rule_counters()."""
+        out = dict((r.name, dict(self.rule_stats[r.identity])) for r in self.rules)
+        out[DEFAULT] = dict(self.default_stats)
+        return out
+
+    def classify(self, frame):
+        """The verdict on ``frame`` without changing any state (police rules: as if within rate)."""
+        return self._decide(frame, parse(frame), police=None)
+
+    def run(self, frame):
+        """Classify ``frame`` and update counters and policers, like one run of the program."""
+        packet = parse(frame)
+        verdict = self._decide(frame, packet, police=True)
+        bucket = verdict.proto_bucket
+        stats = self.proto_stats.setdefault(bucket, {'packets': 0, 'bytes': 0})
+        stats['packets'] += 1
+        stats['bytes'] += packet.length
+        if verdict.counter is not None:
+            counters = self.default_stats if verdict.counter == DEFAULT else \
+                self.rule_stats[self.rules[verdict.rule].identity]
+            counters['packets'] += 1
+            counters['bytes'] += packet.length
+            if verdict.dropped:
+                counters['drops'] += 1
+        return verdict
+
+    def _decide(self, frame, packet, police):
+        bucket = proto_bucket(packet)
+        length = packet.length
+        if packet.kind == NON_IP or self.default_action is None:
+            return Verdict('pass', None, TC_ACT_UNSPEC, None, None, bucket, None, False, length)
+        index = first_match(self.rules, packet)
+        if index is None:
+            drop = self.default_action == 'drop'
+            return Verdict('default', None, TC_ACT_SHOT if drop else TC_ACT_UNSPEC, None, None, bucket,
+                           DEFAULT, drop, length)
+        rule = self.rules[index]
+        action = rule.action
+        if action == 'pass':
+            return Verdict('pass', index, TC_ACT_UNSPEC, None, None, bucket, rule.name, False, length)
+        if action == 'drop':
+            return Verdict('drop', index, TC_ACT_SHOT, None, None, bucket, rule.name, True, length)
+        if action == 'redirect':
+            return Verdict('redirect', index, TC_ACT_REDIRECT, None, rule.redirect, bucket, rule.name, False, length)
+        if action == 'mark':
+            return Verdict('mark', index, TC_ACT_UNSPEC, rule.mark, None, bucket, rule.name, False, length)
+        if action == 'police':
+            admitted = True
+            if police:
+                if self.clock is None:
+                    raise RuntimeError('the model cannot follow the real clock: set Dataplane.clock')
+                admitted = self.policers[rule.identity].admit(rule.police, self.clock, length)
+            return Verdict('police', index, TC_ACT_UNSPEC if admitted else TC_ACT_SHOT, None, None, bucket,
+                           rule.name, not admitted, length)
+        raise ValueError('unknown action %r' % (action,))
+
+
+def expected_mark(verdict, mark_in):
+    """skb->mark after the program ran, given the mark the packet came with."""
+    return mark_in if verdict.mark is None else verdict.mark
