@@ -146,14 +146,18 @@ class SteeringMaps:
 
     @staticmethod
     def _lookup_range(bpf_map, first, count):
-        """Values of array entries first..first+count-1, read in a few batched syscalls."""
-        if count == 0:
-            return []
-        values = [value for _, value in bpf_map.lookup_batch()]  # an array yields keys 0, 1, 2... in order
-        if len(values) < first + count:
-            raise EbpfTcError('map %s has %d entries, expected at least %d'
-                              % (bpf_map.info.name, len(values), first + count))
-        return values[first:first + count]
+        """Values of array entries first..first+count-1.
+
+        A few entries (a rule set's rules) one syscall each; a large range (a port table) by reading the
+        whole array in batches, which is far cheaper than 65537 single lookups.
+        """
+        if count <= 1024:
+            values = [bpf_map.lookup(L.pack_u32(index)) for index in range(first, first + count)]
+        else:
+            values = [value for dummy, value in bpf_map.lookup_batch()][first:first + count]  # keys 0, 1, 2...
+        if len(values) < count or None in values:
+            raise EbpfTcError('map %s lacks entries %d..%d' % (bpf_map.info.name, first, first + count - 1))
+        return values
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -222,9 +226,9 @@ class SteeringMaps:
         write_array(L.MAP_PROTO_CLASS, L.proto_index(slot, 0), [L.pack_u32(c) for c in tables.proto_class])
         write_array(L.MAP_SPORT_CLASS, L.port_index(slot, 0), [L.pack_u32(c) for c in tables.sport_class])
         write_array(L.MAP_DPORT_CLASS, L.port_index(slot, 0), [L.pack_u32(c) for c in tables.dport_class])
-        classes = sorted(tables.class_bits.items())
-        self[L.MAP_CLASS_BITS].update_batch([L.pack_u32(L.class_index(slot, c)) for c, _ in classes],
-                                            [L.pack_bits(bits) for _, bits in classes])
+        classes = sorted(tables.class_bits)
+        self[L.MAP_CLASS_BITS].update_batch([L.pack_u32(L.class_index(slot, c)) for c in classes],
+                                            [L.pack_bits(tables.class_bits[c]) for c in classes])
         if tables.rules:
             write_array(L.MAP_RULES, L.rule_index(slot, 0), [L.pack_rule(r) for r in tables.rules])
 

@@ -36,7 +36,7 @@ def _extend_bpf_attributes():
     """pyroute2 0.7 stops at TCA_BPF_FLAGS (8): add FLAGS_GEN (9), TAG (10) and ID (11), in kernel order."""
     if sched_bpf is None:
         return
-    names = [name for name, _ in sched_bpf.options.nla_map]
+    names = [entry[0] for entry in sched_bpf.options.nla_map]
     if 'TCA_BPF_ID' not in names:
         sched_bpf.options.nla_map = tuple(sched_bpf.options.nla_map) + (
             ('TCA_BPF_FLAGS_GEN', 'uint32'),
