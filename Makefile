@@ -15,7 +15,10 @@ VENV := $(ROOT)/.venv
 PYTHON ?= python3
 TMP := $(ROOT)/.tmp
 LOGS := $(TMP)/logs
-SANITY_DIR := $(TMP)/sanity/ansible_collections/ebpf/tc
+# SANITY_ROOT lets parallel runs use their own copy; SANITY_TARGETS limits the run to some files.
+SANITY_ROOT ?= $(TMP)/sanity
+SANITY_DIR := $(SANITY_ROOT)/ansible_collections/ebpf/tc
+SANITY_TARGETS ?=
 SANITY_PYTHON ?= 3.11
 
 BPF_SRC := files/bpf/steering.bpf.c
@@ -78,7 +81,7 @@ pytest: deps
 # ansible-test wants to run from .../ansible_collections/<namespace>/<name>: sanity-check a fresh copy of
 # the files git would track (tracked + untracked-not-ignored), so debris in the tree never counts.
 sanity: deps
-	@rm -rf $(TMP)/sanity
+	@rm -rf $(SANITY_ROOT)
 	@mkdir -p $(SANITY_DIR) $(LOGS)
 	@cd $(ROOT); git ls-files -z -co --exclude-standard \
 		| while IFS= read -r -d '' f; do \
@@ -97,7 +100,7 @@ sanity: deps
 	fi
 	@# Its own (empty) git repository: otherwise ansible-test asks the enclosing checkout, which ignores .tmp/.
 	@cd $(SANITY_DIR) && git init -q .
-	cd $(SANITY_DIR) && ansible-test sanity --venv --python $(SANITY_PYTHON) --color no 2>&1 | tee $(LOGS)/sanity.log
+	cd $(SANITY_DIR) && ansible-test sanity --venv --python $(SANITY_PYTHON) --color no $(SANITY_TARGETS) 2>&1 | tee $(LOGS)/sanity$(if $(SANITY_TARGETS),-partial).log
 
 lint: deps
 	@mkdir -p $(LOGS)
