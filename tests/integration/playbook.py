@@ -40,8 +40,8 @@ class PlayResult:
         return [t for t in self.tasks if t['status'] == 'failed']
 
     def __repr__(self):
-        return 'PlayResult(rc=%d, %s)\n%s' % (self.rc, json.dumps(self.tasks, indent=1, default=str)[:6000],
-                                             self.output[-3000:])
+        tasks = json.dumps(self.tasks, indent=1, default=str)[:6000]
+        return 'PlayResult(rc=%d, %s)\n%s' % (self.rc, tasks, self.output[-3000:])
 
 
 def run_play(tasks, check=False, diff=False, extra_vars=None, hosts='localhost', inventory=None, timeout=300):
