@@ -288,3 +288,12 @@ def frames(draw, rules=()):
 def model_rules(ruleset):
     """The ModelRules of a validated RuleSet (through its canonical dicts)."""
     return [model.model_rule(d) for d in ruleset.to_dicts()]
+
+
+def rule(name, action='drop', mark=None, redirect=None, police=None, **match):
+    """A rule dict in the DESIGN.md schema, for hand-written test cases."""
+    out = {'name': name, 'match': match, 'action': action}
+    for key, value in (('mark', mark), ('redirect', redirect), ('police', police)):
+        if value is not None:
+            out[key] = value
+    return out

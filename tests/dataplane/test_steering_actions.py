@@ -18,18 +18,12 @@ import strategies
 from model import NS, TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC
 from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
 
+rule = strategies.rule
+
 DROP, PASS, REDIRECT = TC_ACT_SHOT, TC_ACT_UNSPEC, TC_ACT_REDIRECT
 CLOCK_START = 1000 * NS      # as tests/dataplane/conftest.py
 MARK_IN = 0x5EED0001
 ZERO = {'packets': 0, 'bytes': 0, 'drops': 0}
-
-
-def rule(name, action='drop', mark=None, redirect=None, police=None, **match):
-    out = {'name': name, 'match': match, 'action': action}
-    for key, value in (('mark', mark), ('redirect', redirect), ('police', police)):
-        if value is not None:
-            out[key] = value
-    return out
 
 
 def counters(packets, nbytes, drops=0):

@@ -18,19 +18,14 @@ import pytest
 
 import model
 import packets as pk
+import strategies
 from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import LibbpfError
 from model import TC_ACT_SHOT, TC_ACT_UNSPEC
 
+rule = strategies.rule
+
 DROP, PASS = TC_ACT_SHOT, TC_ACT_UNSPEC
-
-
-def rule(name, action='drop', mark=None, redirect=None, police=None, **match):
-    out = {'name': name, 'match': match, 'action': action}
-    for key, value in (('mark', mark), ('redirect', redirect), ('police', police)):
-        if value is not None:
-            out[key] = value
-    return out
 
 
 def verdicts(s, frames):
