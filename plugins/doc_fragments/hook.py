@@ -40,5 +40,5 @@ requirements:
   - Linux 5.15 or later, with bpffs mounted at C(/sys/fs/bpf).
   - pyroute2 0.7 or later (C(python3-pyroute2)) on the target.
   - libbpf (C(libbpf.so.1), or C(libbpf.so.0) 0.5 or later) on the target.
-  - Root on the target (C(become: true)).
+  - 'Root on the target (C(become: true)).'
 '''

@@ -13,10 +13,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import os
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf
-from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
+from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, LibbpfError
 
 KERNEL_FLOOR = (5, 15)  # bpf_redirect_neigh with a next hop needs 5.11; tested from 5.15
 BPFFS = '/sys/fs/bpf'
@@ -107,3 +108,266 @@ def remove_pins(pin_dir):
     while parent.startswith(PIN_ROOT + os.sep) and os.path.isdir(parent) and not os.listdir(parent):
         os.rmdir(parent)
         parent = os.path.dirname(parent)
+
+
+# ---------------------------------------------------------------------------------------------------
+# bpf_filter: inspect an object without changing anything, then install it (load, attach, pin)
+
+MapDef = collections.namedtuple('MapDef', 'type key_size value_size max_entries flags')
+ObjectBuild = collections.namedtuple('ObjectBuild', 'path program tag maps')   # maps: name -> MapDef
+MapPlan = collections.namedtuple('MapPlan', 'reused replaced created')         # lists of map names
+
+_TMP_SUFFIX = '_ebpf_tc_new'   # bpffs refuses names with a dot
+
+
+def check_object_path(object_path):
+    if not os.path.exists(object_path):
+        raise EbpfTcError('BPF object %s does not exist' % object_path)
+    if not os.path.isfile(object_path):
+        raise EbpfTcError('BPF object %s is not a regular file' % object_path)
+
+
+def _open_object(object_path, pin_root=None):
+    check_object_path(object_path)
+    try:
+        return _libbpf.BpfObject.open(object_path, pin_root=pin_root)
+    except LibbpfError as err:
+        raise EbpfTcError('%s is not a BPF object libbpf can open (%s)' % (object_path, str(err).splitlines()[0]))
+
+
+def _check_program(obj, object_path, program):
+    if program not in obj.program_names():
+        raise EbpfTcError('program %s is not in %s (it has: %s)'
+                          % (program, object_path, ', '.join(obj.program_names()) or 'none'))
+
+
+def inspect_object(object_path, program):
+    """Load the object with nothing pinned (fresh maps, closed again) to learn its program's tag and its
+    maps' definitions. Changes nothing on the host: safe in check mode.
+
+    The kernel's tag ignores map fds and global-data addresses, so it equals the tag of the same build
+    loaded against pinned maps. A verifier rejection raises LibbpfError (``.log``: the verifier's log end).
+    """
+    with _open_object(object_path) as obj:
+        _check_program(obj, object_path, program)
+        obj.load()
+        info = _libbpf.prog_info(obj.program_fd(program))
+        maps = collections.OrderedDict()
+        for name in obj.map_names():
+            if not obj.is_internal(name):
+                mi = obj.map(name).info
+                maps[name] = MapDef(mi.type, mi.key_size, mi.value_size, mi.max_entries, mi.flags)
+    return ObjectBuild(object_path, program, info.tag, maps)
+
+
+def pinned_program(pin_dir, program):
+    """ProgInfo of the program pinned at pin_dir/program, or None when nothing (or no program) is there."""
+    path = os.path.join(pin_dir, program)
+    if not os.path.exists(path):
+        return None
+    try:
+        fd = _libbpf.obj_get(path)
+    except LibbpfError:
+        return None
+    try:
+        return _libbpf.prog_info(fd)
+    except LibbpfError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def pinned_map_def(path):
+    """MapDef of the map pinned at path, or None when nothing (or no map) is pinned there."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with _libbpf.Map.from_pin(path) as pinned:
+            mi = pinned.info
+    except LibbpfError:
+        return None
+    return MapDef(mi.type, mi.key_size, mi.value_size, mi.max_entries, mi.flags)
+
+
+def plan_maps(pin_dir, build):
+    """Which of the object's maps an install would reuse from their pins (same type, key and value size,
+    max_entries and flags: libbpf's own compatibility test), which pins it would replace by a fresh map,
+    and which maps are new."""
+    reused, replaced, created = [], [], []
+    for name, wanted in build.maps.items():
+        path = os.path.join(pin_dir, name)
+        if not os.path.exists(path):
+            created.append(name)
+        elif pinned_map_def(path) == wanted:
+            reused.append(name)
+        else:
+            replaced.append(name)
+    return MapPlan(reused, replaced, created)
+
+
+def pins_of(pin_dir):
+    """Sorted paths of everything pinned directly in pin_dir."""
+    if not os.path.isdir(pin_dir):
+        return []
+    return sorted(os.path.join(pin_dir, name) for name in os.listdir(pin_dir))
+
+
+def _pin_over(fd, path):
+    """Pin fd at path, atomically replacing whatever is pinned there (bpffs renames in place)."""
+    tmp = path + _TMP_SUFFIX
+    if os.path.exists(tmp):
+        os.unlink(tmp)
+    _libbpf.obj_pin(fd, tmp)
+    os.rename(tmp, path)
+
+
+def install(object_path, program, pin_dir, attach, replace=()):
+    """Load the object reusing its compatible pinned maps, hand the program fd to ``attach(fd)``, then
+    pin the program at pin_dir/program and the fresh maps of ``replace`` over their old pins.
+
+    Order matters: the old program and pins stay as they are until the new program is loaded and attached
+    (a verifier rejection or a failing attach changes nothing that was pinned before). Returns the
+    attached program's ProgInfo.
+    """
+    check_kernel()
+    if not bpffs_mounted():
+        raise EbpfTcError('no bpf filesystem is mounted at %s (mount -t bpf bpf %s)' % (BPFFS, BPFFS))
+    if not os.path.isdir(pin_dir):
+        os.makedirs(pin_dir)
+    before = set(os.listdir(pin_dir))
+    fds = []
+    try:
+        with _open_object(object_path, pin_root=pin_dir) as obj:
+            _check_program(obj, object_path, program)
+            names = [name for name in obj.map_names() if not obj.is_internal(name)]
+            for name in names:
+                # maps without LIBBPF_PIN_BY_NAME are pinned too, so every object's state persists
+                obj.set_map_pin_path(name, None if name in replace else os.path.join(pin_dir, name))
+            obj.load()
+            prog_fd = os.dup(obj.program_fd(program))
+            fds.append(prog_fd)
+            fresh = []
+            for name in names:
+                if name in replace:
+                    fresh.append((name, os.dup(obj.map_fd(name))))
+                    fds.append(fresh[-1][1])
+        attach(prog_fd)
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        # pins this call made for maps that had none; pins that were there before stay untouched
+        for name in set(os.listdir(pin_dir)) - before:
+            os.unlink(os.path.join(pin_dir, name))
+        raise
+    try:
+        _pin_over(prog_fd, os.path.join(pin_dir, program))
+        for name, fd in fresh:
+            _pin_over(fd, os.path.join(pin_dir, name))
+        return _libbpf.prog_info(prog_fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------------
+# bpf_filter's present/absent, shared by the module and the tests (the module only shapes results)
+
+def _filter_view(flt):
+    if flt is None:
+        return None
+    return dict((key, flt.get(key)) for key in ('kind', 'priority', 'handle', 'name', 'prog_id', 'tag'))
+
+
+def _foreign_error(flt, direction, interface):
+    return EbpfTcError('%s on %s is a filter this collection did not attach (its name is not %s<program>): '
+                       'not touching it; choose another priority/handle, or remove it yourself'
+                       % (_tc.describe_filter(flt, direction), interface, _tc.OWNED_PREFIX))
+
+
+def filter_present(interface, direction, netns, pin_dir, object_path, program, priority, handle,
+                   check_mode=False):
+    """Make `program` of `object_path` the filter at priority/handle of the hook, pinned under pin_dir.
+
+    Unchanged when the filter there is named ebpf_tc:<program>, runs a program with the object's tag, and
+    that program is the one pinned at pin_dir/<program> with every map of the object pinned compatibly.
+    Returns a dict: changed, filter (after), before/after (for diff), prog_id, tag, maps (MapPlan as dict),
+    clsact_added.
+    """
+    try:
+        return _filter_present(interface, direction, netns, pin_dir, object_path, program, priority, handle,
+                               check_mode)
+    except _tc.NetlinkError as err:
+        raise EbpfTcError('netlink request on %s failed: %s' % (interface, err))
+
+
+def _filter_present(interface, direction, netns, pin_dir, object_path, program, priority, handle, check_mode):
+    with _tc.open_netlink(netns) as ipr:
+        index = _tc.ifindex(ipr, interface)
+        current = _tc.filter_at(ipr, index, direction, priority, handle)
+        if current is not None and not _tc.is_owned(current):
+            raise _foreign_error(current, direction, interface)
+        build = inspect_object(object_path, program)
+        plan = plan_maps(pin_dir, build)
+        pinned = pinned_program(pin_dir, program)
+        has_clsact = _tc.has_clsact(ipr, index)
+        name = _tc.owned_name(program)
+        unchanged = (has_clsact and current is not None and current['name'] == name
+                     and current['tag'] == build.tag and pinned is not None
+                     and pinned.tag == build.tag and pinned.id == current['prog_id']
+                     and not plan.replaced and not plan.created)
+        before = {'filter': _filter_view(current), 'pins': pins_of(pin_dir)}
+        result = dict(changed=not unchanged, tag=build.tag, maps=plan._asdict(), clsact_added=False, before=before)
+        if unchanged:
+            result.update(prog_id=current['prog_id'], filter=_filter_view(current), after=before)
+            return result
+        if check_mode:
+            after_filter = {'kind': 'bpf', 'priority': priority, 'handle': handle, 'name': name,
+                            'prog_id': None, 'tag': build.tag}
+            wanted = [os.path.join(pin_dir, n) for n in [program] + list(build.maps)]
+            pins = sorted(set(before['pins']) | set(wanted))
+            result.update(prog_id=None, filter=after_filter, clsact_added=not has_clsact,
+                          after={'filter': after_filter, 'pins': pins})
+            return result
+        result['clsact_added'] = _tc.ensure_clsact(ipr, index)
+        info = install(object_path, program, pin_dir,
+                       lambda fd: _tc.attach(ipr, index, direction, fd, name, priority, handle),
+                       replace=plan.replaced)
+        after = _tc.filter_at(ipr, index, direction, priority, handle)
+        result.update(prog_id=info.id, tag=info.tag, filter=_filter_view(after),
+                      after={'filter': _filter_view(after), 'pins': pins_of(pin_dir)})
+        return result
+
+
+def filter_absent(interface, direction, netns, pin_dir, program, priority, handle, unpin, check_mode=False):
+    """Detach our filter at priority/handle (if there) and, with unpin, remove pin_dir and its empty parents.
+
+    A foreign filter at priority/handle, or one of ours for another program than `program` (when given),
+    is an error and stays.
+    """
+    try:
+        return _filter_absent(interface, direction, netns, pin_dir, program, priority, handle, unpin, check_mode)
+    except _tc.NetlinkError as err:
+        raise EbpfTcError('netlink request on %s failed: %s' % (interface, err))
+
+
+def _filter_absent(interface, direction, netns, pin_dir, program, priority, handle, unpin, check_mode):
+    with _tc.open_netlink(netns) as ipr:
+        index = _tc.ifindex(ipr, interface)
+        current = _tc.filter_at(ipr, index, direction, priority, handle)
+        if current is not None and not _tc.is_owned(current):
+            raise _foreign_error(current, direction, interface)
+        if current is not None and program and current['name'] != _tc.owned_name(program):
+            raise EbpfTcError('%s on %s belongs to program %s, not %s: not detaching it'
+                              % (_tc.describe_filter(current, direction), interface,
+                                 _tc.owned_program(current), program))
+        pins = pins_of(pin_dir)
+        before = {'filter': _filter_view(current), 'pins': pins}
+        after = {'filter': None, 'pins': [] if unpin else pins}
+        changed = current is not None or (unpin and os.path.isdir(pin_dir))
+        if changed and not check_mode:
+            if current is not None:
+                _tc.detach(ipr, index, direction, priority, handle)
+            if unpin:
+                remove_pins(pin_dir)
+        return {'changed': changed, 'before': before, 'after': after, 'detached': current is not None,
+                'filter': None, 'unpinned': pins if unpin else []}

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ctypes
 import os
 import traceback
 
@@ -20,16 +21,46 @@ from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
 
 PYROUTE2_IMPORT_ERROR = None
 try:
-    from pyroute2 import IPRoute, NetNS
+    from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
     from pyroute2.netlink.rtnl.tcmsg import sched_bpf
 except ImportError:
     PYROUTE2_IMPORT_ERROR = traceback.format_exc()
     sched_bpf = None
 
+    class NetlinkError(Exception):
+        """Stands in for pyroute2's when it is missing (check_host fails the module before any use)."""
+
 TC_H_CLSACT_PARENT = 0xFFFFFFF1
 PARENTS = {'ingress': 0xFFFFFFF2, 'egress': 0xFFFFFFF3}
+DIRECTIONS = ('ingress', 'egress')
 NETNS_DIR = '/run/netns'
+
+# Filters this collection attaches carry the TC filter name (TCA_BPF_NAME) "ebpf_tc:<program>": that is
+# how clsact tells its own filters from foreign ones, and what tc_info reports.
+OWNED_PREFIX = 'ebpf_tc:'
+
+
+def owned_name(program):
+    """The filter name bpf_filter gives the filter of `program`."""
+    return OWNED_PREFIX + program
+
+
+def is_owned(flt):
+    """True for a filter (a dict of list_filters) that this collection attached."""
+    return flt.get('kind', 'bpf') == 'bpf' and (flt.get('name') or '').startswith(OWNED_PREFIX)
+
+
+def owned_program(flt):
+    """The program name of one of our filters, None for a foreign one."""
+    return flt['name'][len(OWNED_PREFIX):] if is_owned(flt) else None
+
+
+def describe_filter(flt, direction=None):
+    """One line naming a filter for messages: 'egress priority 10 handle 1: bpf ebpf_tc:steering'."""
+    where = '%s ' % direction if direction else ''
+    return '%spriority %d handle %#x: %s %s' % (
+        where, flt['priority'], flt['handle'], flt.get('kind', 'bpf'), flt.get('name') or '(unnamed)')
 
 
 def _extend_bpf_attributes():
@@ -53,17 +84,45 @@ def require_pyroute2():
         raise EbpfTcError('pyroute2 is required: %s' % PYROUTE2_IMPORT_ERROR.strip().splitlines()[-1])
 
 
-def open_netlink(netns=None):
-    """An rtnetlink socket in `netns` (a name under /run/netns) or in the current namespace.
+CLONE_NEWNET = 0x40000000
 
-    Never creates a namespace: pyroute2 would, unless flags=0.
+
+def _setns(fd):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, 'setns: %s' % os.strerror(err))
+
+
+def open_netlink(netns=None):
+    """An rtnetlink socket (pyroute2 IPRoute) in `netns` (a name under /run/netns) or in the current one.
+
+    Never creates a namespace. The socket is made in this process: this thread enters the namespace, opens
+    the socket (a socket stays in the namespace it was made in) and comes back. pyroute2's NetNS would
+    instead talk through a proxy process forked when it is opened, which does not have the BPF program fds
+    opened after that (TCA_BPF_FD would be EBADF there).
     """
     require_pyroute2()
     if netns is None:
         return IPRoute()
-    if not os.path.exists(os.path.join(NETNS_DIR, netns)):
-        raise EbpfTcError('network namespace %s does not exist (no %s/%s)' % (netns, NETNS_DIR, netns))
-    return NetNS(netns, flags=0)
+    path = os.path.join(NETNS_DIR, netns)
+    if not os.path.exists(path):
+        raise EbpfTcError('network namespace %s does not exist (no %s)' % (netns, path))
+    own = os.open('/proc/thread-self/ns/net', os.O_RDONLY)
+    try:
+        target = os.open(path, os.O_RDONLY)
+        try:
+            _setns(target)
+        except OSError as err:
+            raise EbpfTcError('cannot enter network namespace %s: %s' % (netns, err))
+        finally:
+            os.close(target)
+        try:
+            return IPRoute()
+        finally:
+            _setns(own)     # if this fails the process is lost in the namespace: let it raise
+    finally:
+        os.close(own)
 
 
 def ifindex(ipr, interface):
@@ -84,7 +143,13 @@ def ensure_clsact(ipr, index):
     """Adds a clsact qdisc when missing. Returns True when it added one."""
     if has_clsact(ipr, index):
         return False
-    ipr.tc('add', 'clsact', index)
+    try:
+        ipr.tc('add', 'clsact', index)
+    except NetlinkError as err:
+        if err.code == 17:  # EEXIST: an `ingress` qdisc holds the same handle (ffff:)
+            raise EbpfTcError('cannot add a clsact qdisc on interface index %d: another qdisc holds its place '
+                              '(an "ingress" qdisc? clsact replaces it: tc qdisc del dev <if> ingress)' % index)
+        raise
     return True
 
 
@@ -95,8 +160,12 @@ def remove_clsact(ipr, index):
     return True
 
 
-def list_filters(ipr, index, direction):
-    """The bpf filters on one hook: dicts with priority, handle, name, prog_id, tag, direct_action."""
+def list_filters(ipr, index, direction, kinds=('bpf',)):
+    """The filters on one hook: dicts with kind, priority, handle, name, prog_id, tag, direct_action.
+
+    Only bpf filters by default; ``kinds=None`` lists every kind (name, prog_id and tag are None for the
+    kinds that are not bpf, direct_action False).
+    """
     out = []
     try:
         dump = ipr.get_filters(index=index, parent=PARENTS[direction])
@@ -105,13 +174,19 @@ def list_filters(ipr, index, direction):
             return out
         raise
     for msg in dump:
-        if msg.get_attr('TCA_KIND') != 'bpf':
+        kind = msg.get_attr('TCA_KIND')
+        if kinds is not None and kind not in kinds:
             continue
         opts = msg.get_attr('TCA_OPTIONS')
         if opts is None:  # the chain header entry, not a filter
             continue
+        if kind != 'bpf':
+            out.append({'kind': kind, 'priority': (msg['info'] >> 16) & 0xFFFF, 'handle': msg['handle'],
+                        'name': None, 'prog_id': None, 'tag': None, 'direct_action': False})
+            continue
         tag = opts.get_attr('TCA_BPF_TAG')
         out.append({
+            'kind': kind,
             'priority': (msg['info'] >> 16) & 0xFFFF,
             'handle': msg['handle'],
             'name': opts.get_attr('TCA_BPF_NAME'),
@@ -120,6 +195,21 @@ def list_filters(ipr, index, direction):
             'direct_action': bool((opts.get_attr('TCA_BPF_FLAGS') or 0) & 1),
         })
     return out
+
+
+def filter_at(ipr, index, direction, priority, handle):
+    """The filter (any kind) at priority/handle on one hook, or None."""
+    for flt in list_filters(ipr, index, direction, kinds=None):
+        if flt['priority'] == priority and flt['handle'] == handle:
+            return flt
+    return None
+
+
+def foreign_filters(ipr, index):
+    """Every filter on the interface's clsact hooks that this collection did not attach, as
+    (direction, filter) pairs."""
+    return [(direction, flt) for direction in DIRECTIONS
+            for flt in list_filters(ipr, index, direction, kinds=None) if not is_owned(flt)]
 
 
 def attach(ipr, index, direction, prog_fd, name, priority, handle):
@@ -136,3 +226,54 @@ def detach(ipr, index, direction, priority, handle):
             return False
         raise
     return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# the clsact module's present/absent (the module only shapes results)
+
+def hook_view(ipr, index):
+    """{'clsact': bool, 'filters': [...]}: the qdisc and every filter on both hooks, for diffs and results."""
+    present = has_clsact(ipr, index)
+    filters = []
+    if present:
+        for direction in DIRECTIONS:
+            for flt in list_filters(ipr, index, direction, kinds=None):
+                view = dict(direction=direction, owned=is_owned(flt))
+                view.update((key, flt[key]) for key in ('kind', 'priority', 'handle', 'name', 'prog_id', 'tag'))
+                filters.append(view)
+    return {'clsact': present, 'filters': filters}
+
+
+def clsact_state(interface, netns, state, force=False, check_mode=False):
+    """Ensure the clsact qdisc present or absent. Removal refuses (EbpfTcError naming them) while filters
+    this collection did not attach sit on either hook, unless force. Returns changed, before, after,
+    removed_filters."""
+    try:
+        return _clsact_state(interface, netns, state, force, check_mode)
+    except NetlinkError as err:
+        raise EbpfTcError('netlink request on %s failed: %s' % (interface, err))
+
+
+def _clsact_state(interface, netns, state, force, check_mode):
+    with open_netlink(netns) as ipr:
+        index = ifindex(ipr, interface)
+        before = hook_view(ipr, index)
+        removed = []
+        if state == 'present':
+            after = before if before['clsact'] else {'clsact': True, 'filters': []}
+        else:
+            foreign = [flt for flt in before['filters'] if not flt['owned']]
+            if foreign and not force:
+                raise EbpfTcError('the clsact qdisc on %s carries filters this collection did not attach: %s; '
+                                  'not removing it (force: true removes them too)'
+                                  % (interface, '; '.join(describe_filter(flt, flt['direction']) for flt in foreign)))
+            removed = before['filters']
+            after = {'clsact': False, 'filters': []}
+        changed = before['clsact'] != after['clsact']
+        if changed and not check_mode:
+            if state == 'present':
+                ensure_clsact(ipr, index)
+            else:
+                remove_clsact(ipr, index)
+            after = hook_view(ipr, index)
+        return {'changed': changed, 'before': before, 'after': after, 'removed_filters': removed}

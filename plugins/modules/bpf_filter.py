@@ -1,0 +1,255 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) ebpf.tc contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: bpf_filter
+short_description: Load a BPF object, pin it and attach one of its programs to a TC hook
+version_added: 0.1.0
+description:
+  - Loads a BPF ELF object from a path on the target, pins its maps and the program O(program) under
+    O(pin_dir), and attaches the program as a direct-action C(bpf) filter to the clsact hook
+    O(direction) of O(interface) at O(priority)/O(handle). The clsact qdisc is added when missing.
+  - Any object works, not only the collection's C(steering.bpf.o), for example a program a user compiled
+    with C(clang -O2 -g -target bpf) in a C(SEC("tc")) section.
+  - The filter is named C(ebpf_tc:<program>). That name marks it as this collection's (see M(ebpf.tc.clsact)).
+  - Nothing changes when the filter at O(priority)/O(handle) is named C(ebpf_tc:<program>), its program
+    has the tag of O(program) in O(object) (the kernel's hash of the instructions), that program is the one
+    pinned at C(<pin_dir>/<program>) and every map of the object is pinned there compatibly.
+  - A new build of the object replaces the filter atomically (tc filter replace at the same
+    priority/handle). Its maps reuse the pinned ones where compatible (same type, key size, value size,
+    max_entries and flags), so their content, for example rules and counters, survives. An incompatible
+    pinned map is replaced by the new build's fresh map, after the new program is attached.
+  - When the kernel's verifier rejects the object, nothing attached or pinned changes and the module fails
+    with the end of the verifier's log.
+author:
+  - ebpf.tc contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ebpf.tc.hook
+options:
+  object:
+    description:
+      - Path of the BPF ELF object on the target.
+      - Required with O(state=present).
+    type: path
+  program:
+    description:
+      - Name of the program (the C function) in O(object) to attach. The collection's C(steering.bpf.o)
+        holds V(steering).
+      - Required with O(state=present). With O(state=absent), when given, the filter at
+        O(priority)/O(handle) must be this program's (C(ebpf_tc:<program>)); when not given, any filter this
+        collection attached there is detached.
+    type: str
+  priority:
+    description:
+      - Priority of the filter on the hook, 1 to 65535. Lower numbers run first.
+      - The default, 10, runs before filters added by C(tc) without a priority (they get 49152 and up).
+    type: int
+    default: 10
+  handle:
+    description:
+      - Handle of the filter within O(priority), 1 to 4294967295.
+    type: int
+    default: 1
+  state:
+    description:
+      - V(present) loads, pins and attaches. V(absent) detaches the filter at O(priority)/O(handle).
+      - A filter this collection did not attach (its name does not start with C(ebpf_tc:)) at
+        O(priority)/O(handle) is never replaced or detached; the module fails and names it.
+    type: str
+    choices: [present, absent]
+    default: present
+  unpin:
+    description:
+      - With O(state=absent), also remove O(pin_dir) with everything pinned in it (program and maps, whose
+        content is lost), and its parent directories up to C(/sys/fs/bpf/ebpf_tc) while empty.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    description: >-
+      Can run in check mode and return the changed status it would have. To know an object's tag the module
+      loads it once without pinning anything and closes it again; nothing on the host changes.
+    support: full
+  diff_mode:
+    description: Returns C(before) and C(after) as C({filter, pins}) in diff mode.
+    support: full
+  idempotent:
+    description: A second run with the same object and options reports no change.
+    support: full
+  platform:
+    description: Linux targets only (bpf(2), netlink, bpffs).
+    support: full
+    platforms: posix
+notes:
+  - With O(state=absent) and a missing O(interface) the module fails (check the name); a deleted interface
+    took its filters with it, so only O(unpin=true) is left to do (on an interface that exists, or by hand).
+seealso:
+  - module: ebpf.tc.clsact
+'''
+
+EXAMPLES = r'''
+- name: Attach the steering program to the egress hook of eth0
+  ebpf.tc.bpf_filter:
+    interface: eth0
+    object: /usr/local/lib/ebpf_tc/steering.bpf.o
+    program: steering
+  become: true
+
+- name: Attach a user's drop-ICMP program at priority 20 in namespace blue
+  ebpf.tc.bpf_filter:
+    interface: veth0
+    netns: blue
+    direction: ingress
+    object: /opt/bpf/drop_icmp.o
+    program: drop_icmp
+    priority: 20
+  become: true
+
+- name: Detach it and remove its pins
+  ebpf.tc.bpf_filter:
+    interface: veth0
+    netns: blue
+    direction: ingress
+    program: drop_icmp
+    priority: 20
+    state: absent
+    unpin: true
+  become: true
+'''
+
+RETURN = r'''
+prog_id:
+  description: Kernel id of the attached program (null after O(state=absent), and in check mode when it would change).
+  returned: always
+  type: int
+  sample: 412
+tag:
+  description: Tag of the program (16 hex digits), as C(tc filter show) and C(bpftool) show it.
+  returned: when O(state=present)
+  type: str
+  sample: 8f3ac2d1e5b04a77
+name:
+  description: Name of the filter, C(ebpf_tc:<program>).
+  returned: when O(state=present)
+  type: str
+  sample: ebpf_tc:steering
+priority:
+  description: Priority of the filter.
+  returned: always
+  type: int
+  sample: 10
+handle:
+  description: Handle of the filter.
+  returned: always
+  type: int
+  sample: 1
+pin_dir:
+  description: The pin directory used.
+  returned: always
+  type: str
+  sample: /sys/fs/bpf/ebpf_tc/eth0/egress
+pinned:
+  description: Paths pinned in O(pin_dir) after the run (in check mode, that would be).
+  returned: always
+  type: list
+  elements: str
+  sample: [/sys/fs/bpf/ebpf_tc/eth0/egress/steering, /sys/fs/bpf/ebpf_tc/eth0/egress/rules]
+maps:
+  description: What happened (or would happen, when changed) to the object's maps.
+  returned: when O(state=present)
+  type: dict
+  contains:
+    reused:
+      description: Maps whose compatible pins the program uses (content kept).
+      type: list
+      elements: str
+    replaced:
+      description: Maps whose incompatible pins were replaced by a fresh map (content lost).
+      type: list
+      elements: str
+    created:
+      description: Maps that had no pin and were pinned new.
+      type: list
+      elements: str
+clsact_added:
+  description: Whether the clsact qdisc had to be added.
+  returned: when O(state=present)
+  type: bool
+  sample: false
+detached:
+  description: Whether a filter was detached.
+  returned: when O(state=absent)
+  type: bool
+  sample: true
+unpinned:
+  description: Paths removed by O(unpin=true).
+  returned: when O(state=absent)
+  type: list
+  elements: str
+  sample: []
+verifier_log:
+  description: End of the kernel verifier's log, when the verifier rejected the object.
+  returned: on verifier rejection
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ebpf.tc.plugins.module_utils import _program, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, LibbpfError
+from ansible_collections.ebpf.tc.plugins.module_utils._module_support import check_host, hook_argument_spec, pin_dir_of
+
+
+def main():
+    argument_spec = hook_argument_spec()
+    argument_spec.update(
+        object=dict(type='path'),
+        program=dict(type='str'),
+        priority=dict(type='int', default=10),
+        handle=dict(type='int', default=1),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+        unpin=dict(type='bool', default=False),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[('state', 'present', ('object', 'program'))])
+    params = module.params
+    if not 1 <= params['priority'] <= 0xFFFF:
+        module.fail_json(msg='priority must be between 1 and 65535, not %d' % params['priority'])
+    if not 1 <= params['handle'] <= 0xFFFFFFFF:
+        module.fail_json(msg='handle must be between 1 and 4294967295, not %d' % params['handle'])
+    check_host(module)
+    pin_dir = pin_dir_of(params)
+    result = dict(priority=params['priority'], handle=params['handle'], pin_dir=pin_dir)
+    try:
+        if params['state'] == 'present':
+            res = _program.filter_present(params['interface'], params['direction'], params['netns'], pin_dir,
+                                          params['object'], params['program'], params['priority'],
+                                          params['handle'], check_mode=module.check_mode)
+            result.update(prog_id=res['prog_id'], tag=res['tag'], name=_tc.owned_name(params['program']),
+                          maps=res['maps'], clsact_added=res['clsact_added'])
+        else:
+            res = _program.filter_absent(params['interface'], params['direction'], params['netns'], pin_dir,
+                                         params['program'], params['priority'], params['handle'],
+                                         params['unpin'], check_mode=module.check_mode)
+            result.update(prog_id=None, detached=res['detached'], unpinned=res['unpinned'])
+    except LibbpfError as err:
+        if err.log:
+            result['verifier_log'] = err.log
+        module.fail_json(msg=str(err), **result)
+    except EbpfTcError as err:
+        module.fail_json(msg=str(err), **result)
+    result.update(changed=res['changed'], pinned=res['after']['pins'])
+    if module._diff:
+        result['diff'] = dict(before=res['before'], after=res['after'])
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
