@@ -1,0 +1,272 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ebpf.tc contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Read-only facts about TC hooks (what ebpf.tc.tc_info returns): qdiscs, BPF filters, pins, the steering
+rule set with its counters, and the interface's reverse-path filter mode.
+
+Nothing here writes: not to netlink, not to a map, not to bpffs, so it is the same in check mode.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ctypes
+import json
+import os
+
+from ansible_collections.ebpf.tc.plugins.module_utils import _program, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
+
+OWNED_PREFIX = getattr(_tc, 'OWNED_PREFIX', 'ebpf_tc:')
+DIRECTIONS = ('ingress', 'egress')
+PROTO_NAMES = {1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6', 132: 'sctp'}
+TC_H_ROOT = 0xFFFFFFFF
+TC_H_UNSPEC = 0
+CLONE_NEWNET = 0x40000000
+
+
+def is_owned(name):
+    if hasattr(_tc, 'is_owned'):
+        try:
+            return bool(_tc.is_owned({'name': name}))
+        except Exception:  # another signature than a filter dict: fall back to the documented prefix
+            pass
+    return bool(name) and name.startswith(OWNED_PREFIX)
+
+
+def tc_handle(value):
+    """A qdisc handle or parent as tc prints it: 'ffff:', 'ffff:fff1', 'root'."""
+    if value == TC_H_ROOT:
+        return 'root'
+    if value == TC_H_UNSPEC:
+        return 'none'
+    major, minor = value >> 16, value & 0xFFFF
+    return '%x:%s' % (major, '%x' % minor if minor else '')
+
+
+# -- reverse-path filter -------------------------------------------------------------------------
+
+def _read_sysctls(paths):
+    out = {}
+    for path in paths:
+        try:
+            with open(path) as handle:
+                out[path] = int(handle.read().strip())
+        except (IOError, OSError, ValueError):
+            out[path] = None
+    return out
+
+
+def read_sysctls(paths, netns=None):
+    """Integer values of /proc/sys files as seen from `netns` (None: this namespace; unreadable: None).
+
+    /proc/sys/net shows the namespace of the process that opens it, so for another namespace a forked
+    child enters it with setns(2) (no namespace is ever created), reads, and sends the values back.
+    """
+    if netns is None:
+        return _read_sysctls(paths)
+    ns_path = os.path.join(_tc.NETNS_DIR, netns)
+    if not os.path.exists(ns_path):
+        raise EbpfTcError('network namespace %s does not exist (no %s)' % (netns, ns_path))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns into the module
+        status = 1
+        try:
+            os.close(read_end)
+            fd = os.open(ns_path, os.O_RDONLY)
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), 'setns')
+            data = json.dumps(_read_sysctls(paths)).encode()
+            while data:
+                data = data[os.write(write_end, data):]
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks = []
+    while True:
+        chunk = os.read(read_end, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_end)
+    dummy, status = os.waitpid(pid, 0)
+    if status != 0 or not chunks:
+        raise EbpfTcError('cannot read %s inside network namespace %s' % (', '.join(paths), netns))
+    return json.loads(b''.join(chunks).decode())
+
+
+def rp_filters(ifnames, netns=None):
+    """{ifname: {'rp_filter': value of net.ipv4.conf.<if>.rp_filter, 'effective': max(it, conf.all)}}.
+
+    The kernel applies the larger of the interface's and 'all''s values (0 off, 1 strict, 2 loose).
+    """
+    paths = dict((name, '/proc/sys/net/ipv4/conf/%s/rp_filter' % name) for name in ifnames)
+    all_path = '/proc/sys/net/ipv4/conf/all/rp_filter'
+    values = read_sysctls(sorted(paths.values()) + [all_path], netns)
+    out = {}
+    for name, path in paths.items():
+        own, every = values.get(path), values.get(all_path)
+        effective = None if own is None else max(own, every or 0)
+        out[name] = {'rp_filter': own, 'effective': effective}
+    return out
+
+
+# -- pins ----------------------------------------------------------------------------------------
+
+def pins_of(pin_dir):
+    """What is pinned directly in pin_dir: programs (name, id, tag) and maps (name, id, type, sizes)."""
+    from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf
+    from ansible_collections.ebpf.tc.plugins.module_utils._mapcodec import type_name
+
+    out = {'path': pin_dir, 'programs': [], 'maps': []}
+    if not os.path.isdir(pin_dir):
+        return out
+    for name in sorted(os.listdir(pin_dir)):
+        path = os.path.join(pin_dir, name)
+        if os.path.isdir(path):
+            continue
+        try:
+            fd = _libbpf.obj_get(path)
+        except EbpfTcError:
+            continue
+        try:
+            try:
+                prog = _libbpf.prog_info(fd)
+                out['programs'].append({'name': name, 'id': prog.id, 'tag': prog.tag, 'prog_name': prog.name})
+                continue
+            except EbpfTcError:
+                pass
+            try:
+                info = _libbpf.map_info(fd)
+            except EbpfTcError:
+                continue
+            out['maps'].append({'name': name, 'id': info.id, 'type': type_name(info.type),
+                                'key_size': info.key_size, 'value_size': info.value_size,
+                                'max_entries': info.max_entries})
+        finally:
+            os.close(fd)
+    return out
+
+
+def is_steering_dir(pins):
+    from ansible_collections.ebpf.tc.plugins.module_utils._steering import STEERING_MAPS
+
+    return set(STEERING_MAPS) <= set(m['name'] for m in pins['maps'])
+
+
+def steering_facts(pin_dir, ifname_of):
+    """The applied rule set, generation and counters of the steering maps in pin_dir."""
+    from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps
+
+    with SteeringMaps(pin_dir) as maps:
+        header = maps.header()
+        out = {'applied': header is not None, 'generation': header.generation if header else 0,
+               'default_action': None, 'rules': [], 'counters': {}, 'protocols': {}}
+        if header is not None:
+            ruleset = maps.applied(ifname_of)
+            out['default_action'] = ruleset.default_action
+            out['rules'] = ruleset.to_dicts()
+            out['counters'] = maps.rule_counters()
+        out['protocols'] = dict((proto_name(key), value) for key, value in maps.proto_counters().items())
+    return out
+
+
+def proto_name(key):
+    if isinstance(key, int):
+        return PROTO_NAMES.get(key, str(key))
+    return key
+
+
+# -- the whole picture ---------------------------------------------------------------------------
+
+def _link_names(ipr):
+    names = {}
+    for link in ipr.get_links():
+        names[link['index']] = link.get_attr('IFLA_IFNAME')
+    return names
+
+
+def _qdiscs(ipr, index):
+    out = []
+    for msg in ipr.get_qdiscs(index=index):
+        if msg['index'] != index:
+            continue
+        out.append({'kind': msg.get_attr('TCA_KIND'), 'handle': tc_handle(msg['handle']),
+                    'parent': tc_handle(msg['parent'])})
+    return out
+
+
+def gather(netns=None, interface=None, directions=DIRECTIONS):
+    """Facts of one interface (or every interface of the namespace): {'interfaces': {name: {...}}}."""
+    with _tc.open_netlink(netns) as ipr:
+        names = _link_names(ipr)
+        if interface is not None:
+            indexes = [i for i, n in names.items() if n == interface]
+            if not indexes:
+                raise EbpfTcError('interface %s does not exist%s'
+                                  % (interface, ' in network namespace %s' % netns if netns else ''))
+        else:
+            indexes = sorted(names)
+        interfaces = {}
+        for index in indexes:
+            name = names[index]
+            facts = {'ifindex': index, 'qdiscs': _qdiscs(ipr, index)}
+            for direction in directions:
+                filters = []
+                for flt in _tc.list_filters(ipr, index, direction):
+                    flt = dict(flt)
+                    flt['owned'] = is_owned(flt.get('name'))
+                    filters.append(flt)
+                facts[direction] = {'filters': filters}
+            interfaces[name] = facts
+
+    def ifname_of(ifindex):
+        return names.get(ifindex)
+
+    rp = rp_filters(sorted(interfaces), netns)
+    for name, facts in interfaces.items():
+        facts['rp_filter'] = rp[name]['rp_filter']
+        facts['rp_filter_effective'] = rp[name]['effective']
+        for direction in directions:
+            pin_dir = _program.default_pin_dir(name, direction, netns)
+            pins = pins_of(pin_dir)
+            facts[direction]['pins'] = pins
+            steering = None
+            if is_steering_dir(pins):
+                try:
+                    steering = steering_facts(pin_dir, ifname_of)
+                except EbpfTcError as err:  # one unreadable hook must not hide the others' facts
+                    steering = {'applied': None, 'error': str(err)}
+            facts[direction]['steering'] = steering
+    return {'interfaces': interfaces, 'netns': netns, 'table': table(interfaces, directions)}
+
+
+def table(interfaces, directions=DIRECTIONS):
+    """A compact text table: one line per filter, and one per steering rule with its counters."""
+    rows = [('INTERFACE', 'DIRECTION', 'PROGRAM', 'RULE', 'PACKETS', 'BYTES', 'DROPS')]
+    for name in sorted(interfaces):
+        facts = interfaces[name]
+        for direction in directions:
+            hook = facts.get(direction) or {}
+            programs = [f.get('name') or '(unnamed)' for f in hook.get('filters', [])]
+            steering = hook.get('steering')
+            if steering and steering.get('applied') and 'error' not in steering:
+                program = ','.join(p for p in programs) or '(not attached)'
+                for rule in steering['rules'] + [{'name': '(default)'}]:
+                    stats = steering['counters'].get(rule['name'], {})
+                    label = rule['name'] if rule['name'] != '(default)' else \
+                        '(default: %s)' % steering['default_action']
+                    rows.append((name, direction, program, label, str(stats.get('packets', 0)),
+                                 str(stats.get('bytes', 0)), str(stats.get('drops', 0))))
+            else:
+                for program in programs:
+                    rows.append((name, direction, program, '-', '-', '-', '-'))
+    if len(rows) == 1:
+        return ''
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return '\n'.join('  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)

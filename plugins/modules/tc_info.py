@@ -1,0 +1,200 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) ebpf.tc contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: tc_info
+short_description: Facts about TC hooks - qdiscs, BPF filters, pins, steering rules and counters
+version_added: 0.1.0
+description:
+  - Reports, for one interface or every interface of a network namespace, its qdiscs, the BPF filters on
+    its clsact hooks (name, program id and tag, whether this collection owns them), what is pinned in the
+    hook's pin directory, and - when that directory holds the steering program's maps - the applied rule
+    set with per-rule and per-protocol packet, byte and drop counters.
+  - Also reports the interface's IPv4 reverse-path filter mode, which decides whether asymmetric return
+    paths work (see the C(ebpf.tc.steering) role).
+  - Read-only; never changes anything, in check mode or not.
+author:
+  - ebpf.tc contributors (!UNKNOWN)
+options:
+  interface:
+    description:
+      - Name of the interface. When omitted, every interface of the namespace is reported.
+    type: str
+  direction:
+    description:
+      - The clsact hook to report. When omitted, both.
+    type: str
+    choices: [ingress, egress]
+  netns:
+    description:
+      - Name of a network namespace under C(/run/netns). When absent, the module's own namespace.
+      - A missing namespace is an error; it is never created.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Read-only, so check mode returns the same facts.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+  idempotent:
+    support: full
+    description: Never changes anything.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux 5.15 or later.
+requirements:
+  - Linux 5.15 or later.
+  - pyroute2 0.7 or later (C(python3-pyroute2)) on the target.
+  - libbpf (C(libbpf.so.1), or C(libbpf.so.0) 0.5 or later) on the target.
+  - Root on the target (C(become=true)).
+notes:
+  - Pins are looked for in the default layout, C(/sys/fs/bpf/ebpf_tc/<interface>/<direction>) or
+    C(/sys/fs/bpf/ebpf_tc/netns/<netns>/<interface>/<direction>).
+  - C(rp_filter) is read from C(/proc/sys/net/ipv4/conf/<interface>/rp_filter) inside the namespace; for
+    another namespace, a short-lived child process enters it with C(setns) to read the value.
+seealso:
+  - module: ebpf.tc.bpf_filter
+  - module: ebpf.tc.steering_rules
+'''
+
+EXAMPLES = r'''
+- name: Everything about eth0's hooks
+  become: true
+  ebpf.tc.tc_info:
+    interface: eth0
+  register: tc
+
+- name: Show the per-rule counters table
+  ansible.builtin.debug:
+    msg: "{{ tc.table }}"
+
+- name: Fail when the steering program on eth0 egress is not the one we pinned
+  ansible.builtin.assert:
+    that:
+      - tc.interfaces.eth0.egress.filters | selectattr('owned') | map(attribute='prog_id') | list
+        == tc.interfaces.eth0.egress.pins.programs | map(attribute='id') | list
+
+- name: Every interface of a namespace, egress only
+  become: true
+  ebpf.tc.tc_info:
+    netns: blue
+    direction: egress
+'''
+
+RETURN = r'''
+netns:
+  description: The namespace reported on (null - the module's own).
+  returned: always
+  type: str
+  sample: blue
+interfaces:
+  description:
+    - One entry per interface, keyed by name. Each holds C(ingress) and/or C(egress) as asked with
+      O(direction).
+  returned: success
+  type: dict
+  contains:
+    ifindex:
+      description: Interface index.
+      type: int
+    qdiscs:
+      description: Qdiscs of the interface (C(kind), C(handle) and C(parent) as tc prints them).
+      type: list
+      elements: dict
+      sample: [{kind: clsact, handle: 'ffff:', parent: 'ffff:fff1'}]
+    rp_filter:
+      description: Value of C(net.ipv4.conf.<interface>.rp_filter) (0 off, 1 strict, 2 loose); null if unreadable.
+      type: int
+    rp_filter_effective:
+      description: The mode the kernel applies - the larger of the interface's and C(conf.all)'s values.
+      type: int
+    egress:
+      description: The egress hook (the same keys for C(ingress)).
+      type: dict
+      contains:
+        filters:
+          description:
+            - BPF filters attached to the hook, in dump order. Empty when there is no clsact qdisc.
+            - C(owned) is true for filters this collection attached (TC filter name C(ebpf_tc:<program>)).
+          type: list
+          elements: dict
+          sample: [{priority: 49152, handle: 1, name: 'ebpf_tc:steering', prog_id: 57, tag: 9f3c0e0d5a1b2c3d,
+                    owned: true, direct_action: true}]
+        pins:
+          description: C(path) of the hook's pin directory and the C(programs) and C(maps) pinned in it.
+          type: dict
+          sample: {path: /sys/fs/bpf/ebpf_tc/eth0/egress, programs: [{name: steering, id: 57, tag: 9f3c0e0d5a1b2c3d,
+                   prog_name: steering}], maps: [{name: settings, id: 12, type: array, key_size: 4, value_size: 8,
+                   max_entries: 1}]}
+        steering:
+          description:
+            - Null unless the pin directory holds the steering program's maps.
+            - When those maps cannot be read, C(applied) is null and C(error) says why.
+            - C(applied) (whether a rule set was ever applied), C(generation) (+1 per switch),
+              C(default_action), C(rules) (the applied set in canonical form, as M(ebpf.tc.steering_rules)
+              returns it), C(counters) (per rule name - C(packets), C(bytes), C(drops); the default action's
+              under C((default))), C(protocols) (C(packets) and C(bytes) of every frame seen, by protocol
+              name - C(tcp), C(udp), C(icmp), C(icmpv6), C(sctp), other numbers as strings, C(non-ip),
+              C(malformed); only non-zero ones).
+          type: dict
+          sample:
+            applied: true
+            generation: 3
+            default_action: pass
+            rules: [{name: no-ping, match: {proto: [icmp]}, action: drop}]
+            counters: {no-ping: {packets: 4, bytes: 392, drops: 4}, (default): {packets: 10, bytes: 800, drops: 0}}
+            protocols: {icmp: {packets: 4, bytes: 392}, tcp: {packets: 10, bytes: 800}}
+table:
+  description:
+    - A compact text table - interface, direction, program, rule, packets, bytes, drops - one line per
+      steering rule (and the default action), or per filter of hooks without steering rules. Empty when
+      there is nothing to show.
+  returned: success
+  type: str
+  sample: |-
+    INTERFACE  DIRECTION  PROGRAM           RULE              PACKETS  BYTES  DROPS
+    eth0       egress     ebpf_tc:steering  no-ping           4        392    4
+    eth0       egress     ebpf_tc:steering  (default: pass)   10       800    0
+'''
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ebpf.tc.plugins.module_utils import _facts
+from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
+from ansible_collections.ebpf.tc.plugins.module_utils._module_support import check_host
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            interface=dict(type='str'),
+            direction=dict(type='str', choices=['ingress', 'egress']),
+            netns=dict(type='str'),
+        ),
+        supports_check_mode=True,
+    )
+    check_host(module, bpffs=False)
+    params = module.params
+    directions = (params['direction'],) if params['direction'] else _facts.DIRECTIONS
+    try:
+        facts = _facts.gather(netns=params['netns'], interface=params['interface'], directions=directions)
+    except EbpfTcError as err:
+        module.fail_json(msg=str(err))
+    except Exception as err:  # netlink errors: report them, with the traceback for -vvv
+        module.fail_json(msg='cannot read the TC state: %s' % err, exception=traceback.format_exc())
+    module.exit_json(changed=False, **facts)
+
+
+if __name__ == '__main__':
+    main()
