@@ -14,11 +14,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import time
+from collections import namedtuple
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf
+from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils._confirm import Pending
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, RuleError
-from ansible_collections.ebpf.tc.plugins.module_utils._rules import Tables, compile_tables, decode_tables
+from ansible_collections.ebpf.tc.plugins.module_utils._rules import (
+    RuleSet, Tables, compile_tables, decode_tables, validate)
 
 STEERING_MAPS = (
     L.MAP_ACTIVE_SET, L.MAP_SRC_PREFIXES, L.MAP_DST_PREFIXES, L.MAP_PROTO_CLASS, L.MAP_SPORT_CLASS,
@@ -26,6 +30,11 @@ STEERING_MAPS = (
     L.MAP_PROTO_STATS, L.MAP_SETTINGS,
 )
 DEFAULT_COUNTER_NAME = '(default)'
+
+Plan = namedtuple('Plan', 'header current desired changed tables fresh')
+Plan.__doc__ = """SteeringMaps.plan's answer: the header it was made against, the current and desired RuleSets,
+whether they differ, and (when they do) the compiled tables for the unused slot and the counter indexes
+to zero."""
 _ZERO = L.pack_u32(0)
 
 
@@ -161,26 +170,51 @@ class SteeringMaps:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def apply(self, ruleset, ifindex_of, ifname_of):
-        """Make `ruleset` the applied set. Returns False when it already is (nothing is written).
+    def plan(self, ruleset, ifindex_of, ifname_of):
+        """What applying `ruleset` would do, computed and compiled without writing anything.
 
-        Compiles first, so an invalid set raises before any map changes.
+        Returns a Plan: `current` (the applied RuleSet, None when none was ever applied), `changed`,
+        and when changed the compiled tables for the unused slot. An invalid set (an unknown redirect
+        interface, more classes than the program holds) raises RuleError here, so check mode refuses
+        exactly what apply() would.
         """
         header = self.header()
         current_tables = self.read_tables(header) if header is not None else None
         current = decode_tables(current_tables, ifname_of) if current_tables is not None else None
         if current == ruleset:
-            return False
-
+            return Plan(header, current, ruleset, False, None, None)
         slot = 0 if header is None else 1 - header.slot
         counters, fresh = self._assign_counters(ruleset, current, current_tables)
         tables = compile_tables(ruleset, slot, counters, ifindex_of)
+        return Plan(header, current, ruleset, True, tables, fresh)
 
-        for counter in fresh:
+    def commit(self, plan):
+        """Write a changed plan and switch to it; returns the applied generation.
+
+        Refuses when the applied set is no longer the one the plan was made against.
+        """
+        header = self.header()
+        if header != plan.header:
+            raise EbpfTcError('the rule set at %s changed while this update was prepared; run again'
+                              % self.pin_dir)
+        if not plan.changed:
+            return 0 if header is None else header.generation
+        for counter in plan.fresh:
             self._zero_counter(counter)
-        self._write_slot(slot, tables)
+        self._write_slot(plan.tables.header.slot, plan.tables)
         generation = 1 if header is None else header.generation + 1
-        self._switch(tables.header._replace(slot=slot, generation=generation))
+        self._switch(plan.tables.header._replace(generation=generation))
+        return generation
+
+    def apply(self, ruleset, ifindex_of, ifname_of):
+        """Make `ruleset` the applied set. Returns False when it already is (nothing is written).
+
+        Compiles first, so an invalid set raises before any map changes.
+        """
+        plan = self.plan(ruleset, ifindex_of, ifname_of)
+        if not plan.changed:
+            return False
+        self.commit(plan)
         return True
 
     def _assign_counters(self, ruleset, current, current_tables):
@@ -248,3 +282,210 @@ class SteeringMaps:
     def set_clock_override(self, ns):
         """Drive the policer's clock (tests); 0 gives it back to the kernel's monotonic clock."""
         self[L.MAP_SETTINGS].update(_ZERO, int(ns).to_bytes(8, 'little'))
+
+
+# -- the steering_rules module's work ------------------------------------------------------------
+
+EMPTY_SET = RuleSet('pass', ())
+NOT_PINNED = ('no steering program is pinned at %s: attach files/bpf/steering.bpf.o with '
+              'ebpf.tc.bpf_filter first (%s)')
+
+
+class InterfaceNames:
+    """Interface name <-> ifindex in one namespace, through an open rtnetlink socket (cached)."""
+
+    def __init__(self, ipr):
+        self.ipr = ipr
+        self.indexes = {}
+        self.names = {}
+
+    def ifindex(self, name):
+        if name not in self.indexes:
+            links = self.ipr.link_lookup(ifname=name)
+            self.indexes[name] = links[0] if links else 0
+            if links:
+                self.names[links[0]] = name
+        return self.indexes[name]
+
+    def exists(self, name):
+        return self.ifindex(name) > 0
+
+    def ifname(self, index):
+        if index not in self.names:
+            name = None
+            try:
+                links = self.ipr.get_links(index)
+                if links:
+                    name = links[0].get_attr('IFLA_IFNAME')
+            except Exception:  # NetlinkError ENODEV: the interface is gone
+                name = None
+            self.names[index] = name
+            if name is not None:
+                self.indexes.setdefault(name, index)
+        return self.names[index]
+
+
+def open_maps(pin_dir):
+    """SteeringMaps at pin_dir, or an error telling the operator to attach the program first."""
+    try:
+        return SteeringMaps(pin_dir)
+    except EbpfTcError as err:
+        raise EbpfTcError(NOT_PINNED % (pin_dir, err))
+    except OSError as err:
+        raise EbpfTcError(NOT_PINNED % (pin_dir, err))
+
+
+def _redirect_names(ruleset):
+    return set(rule.redirect.interface for rule in ruleset.rules if rule.redirect is not None)
+
+
+def revert_pending(record):
+    """The commit-confirm timer's expiry: put back record['revert_to'] if record['generation'] is applied.
+
+    Runs in the detached timer, without netlink: redirect targets resolve through the ifindexes the
+    module recorded when it applied the pending set.
+    """
+    ifindexes = dict(record.get('ifindexes') or {})
+    ifnames = dict((int(index), name) for index, name in (record.get('ifnames') or {}).items())
+    with SteeringMaps(record['pin_dir']) as maps:
+        header = maps.header()
+        if header is None or header.generation != record['generation']:
+            return False  # changed by someone else since: not ours to undo
+        target = record['revert_to']
+        ruleset = validate(target['rules'], target['default_action'])
+        plan = maps.plan(ruleset, ifindexes.get, ifnames.get)
+        maps.commit(plan)
+        return True
+
+
+def pending_summary(record, now=None):
+    """The `pending` return value: None when nothing waits for a confirmation."""
+    if record is None:
+        return None
+    now = time.time() if now is None else now
+    return {
+        'generation': record.get('generation'),
+        'deadline': record.get('deadline'),
+        'expires_in': max(0.0, round(record.get('deadline', now) - now, 1)),
+        'revert_to': record.get('revert_to'),
+        'timer_running': Pending.timer_alive(record),
+        'error': record.get('error'),
+    }
+
+
+def manage(pin_dir, interface, netns=None, state='present', rules=None, default_action='pass',
+           confirm_timeout=None, confirm=False, check_mode=False):
+    """Everything ebpf.tc.steering_rules does; returns its result dict (the module drops `diff` unless asked).
+
+    - Never-applied maps count as the empty set with default pass (every packet passes either way), so
+      `state: absent` or `rules: []` on a fresh program changes nothing.
+    - `rules` None (with state present) leaves the rule set alone: only `confirm` acts.
+    - Commit-confirm: see plugins/modules/steering_rules.py, "confirm_timeout".
+    """
+    if confirm_timeout is not None and confirm:
+        raise EbpfTcError('confirm_timeout and confirm: true cannot be used together: confirm_timeout '
+                          'starts a trial of a new rule set, confirm ends one')
+    if confirm_timeout is not None and confirm_timeout <= 0:
+        raise EbpfTcError('confirm_timeout: must be a positive number of seconds, not %r' % (confirm_timeout,))
+    if state == 'absent':
+        if rules:
+            raise EbpfTcError('rules: must not be given with state=absent (absent removes every rule)')
+        wanted = ([], 'pass')
+    elif rules is not None:
+        wanted = (rules, default_action)
+    elif confirm:
+        wanted = None
+    else:
+        raise EbpfTcError('rules: required with state=present (use rules: [] for no rules, or '
+                          'confirm: true alone to confirm a pending rule set)')
+    if confirm_timeout is not None and wanted is None:
+        raise EbpfTcError('confirm_timeout: needs rules (or state=absent) to try out')
+
+    pending = Pending(pin_dir)
+    # the lock is taken first so that plan, commit and the pending record are one step for any other
+    # run of this module and for the timer
+    with pending.locked(create=not check_mode):
+        with _tc.open_netlink(netns) as ipr:
+            _tc.ifindex(ipr, interface)  # the hook's interface must exist where we look for it
+            names = InterfaceNames(ipr)
+            desired = None
+            if wanted is not None:
+                desired = validate(wanted[0], wanted[1], interface_exists=names.exists)
+            maps = open_maps(pin_dir)
+            try:
+                plan = None
+                if desired is not None:
+                    plan = maps.plan(desired, names.ifindex, names.ifname)
+                    before = plan.current
+                else:
+                    before = maps.applied(names.ifname)
+                before = EMPTY_SET if before is None else before
+                changed_rules = desired is not None and desired != before
+                record = pending.read()
+                header = maps.header()
+                applied_generation = 0 if header is None else header.generation
+                if record is not None and record.get('generation') != applied_generation:
+                    record_stale = True  # the set was switched outside this module since: not ours
+                else:
+                    record_stale = False
+                ifindexes = ifnames = None
+                if changed_rules and confirm_timeout is not None:
+                    revert_to = before.to_dict()
+                    if record is not None and not record_stale and not record.get('error'):
+                        revert_to = record['revert_to']  # the last confirmed set stays the target
+                    for name in _redirect_names(desired) | set(
+                            r['redirect']['interface'] for r in revert_to['rules'] if r.get('redirect')):
+                        names.ifindex(name)
+                    ifindexes = dict((n, i) for n, i in names.indexes.items() if i)
+                    ifnames = dict((str(i), n) for n, i in ifindexes.items())
+            except Exception:
+                maps.close()
+                raise
+
+        # netlink is closed from here on: the timer is forked without its proxy process's pipes
+        with maps:
+            changed = False
+            after = before if desired is None else desired
+            generation = applied_generation
+            if changed_rules:
+                changed = True
+                if not check_mode:
+                    if plan.changed:
+                        generation = maps.commit(plan)
+                    if confirm_timeout is not None:
+                        if record is not None:
+                            Pending.stop_timer(record)
+                        new = {
+                            'pin_dir': pin_dir, 'interface': interface, 'netns': netns,
+                            'generation': generation, 'deadline': time.time() + confirm_timeout,
+                            'revert_to': revert_to, 'ifindexes': ifindexes, 'ifnames': ifnames,
+                        }
+                        _libbpf.num_possible_cpus()  # cached now: the timer calls nothing it never ran
+                        record = pending.start_timer(new, revert_pending)
+                    elif record is not None:
+                        # applying without confirm_timeout makes this set the confirmed one
+                        Pending.stop_timer(record)
+                        pending.remove()
+                        record = None
+            if confirm and record is not None:
+                changed = True
+                if not check_mode:
+                    Pending.stop_timer(record)
+                    pending.remove()
+                    record = None
+            if record is not None and record_stale and not check_mode and not changed_rules:
+                # a leftover of a set replaced behind our back: its timer would do nothing; tidy up
+                Pending.stop_timer(record)
+                pending.remove()
+                record = None
+            counters = maps.rule_counters()
+
+    return {
+        'changed': changed,
+        'rules': after.to_dicts(),
+        'default_action': after.default_action,
+        'counters': counters,
+        'generation': generation,
+        'pending': pending_summary(record),
+        'diff': {'before': before.to_dict(), 'after': after.to_dict()},
+    }
