@@ -1,0 +1,37 @@
+"""`ansible-doc ebpf.tc.<module>` renders for every module, with the documented attributes.
+
+The options themselves are checked against each module's argument_spec by ansible-test's
+validate-modules; this is what an operator sees.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODULES = ['bpf_filter', 'bpf_map', 'clsact', 'steering_rules', 'tc_info']
+ANSIBLE_DOC = os.path.join(os.path.dirname(sys.executable), 'ansible-doc')
+
+
+def ansible_doc(*args):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.tmp', 'collections'), ANSIBLE_NOCOLOR='1')
+    return subprocess.run([ANSIBLE_DOC] + list(args), env=env, check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=120).stdout
+
+
+def test_every_module_is_listed():
+    listed = json.loads(ansible_doc('-j', '-l', 'ebpf.tc'))
+    assert sorted(name.split('.')[-1] for name in listed) == MODULES
+
+
+@pytest.mark.parametrize('module', MODULES)
+def test_module_doc_renders(module):
+    doc = json.loads(ansible_doc('-j', 'ebpf.tc.' + module))['ebpf.tc.' + module]
+    assert doc['doc']['short_description']
+    assert set(doc['doc']['attributes']) >= {'check_mode', 'diff_mode', 'idempotent', 'platform'}
+    assert doc['examples'].strip() and doc['return']
+    text = ansible_doc('ebpf.tc.' + module)
+    assert 'EXAMPLES' in text and 'RETURN VALUES' in text
