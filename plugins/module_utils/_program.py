@@ -94,18 +94,19 @@ def load_and_pin(object_path, program, pin_dir):
         raise
 
 
-def remove_pins(pin_dir):
-    """Remove pin_dir with everything pinned in it, then its parents up to PIN_ROOT while empty."""
+def remove_pins(pin_dir, root=PIN_ROOT):
+    """Remove pin_dir with everything pinned in it (pins unlink like files), then its parents while
+    empty, up to and excluding `root`. A missing pin_dir is fine."""
     if os.path.isdir(pin_dir):
         for name in os.listdir(pin_dir):
             path = os.path.join(pin_dir, name)
             if os.path.isdir(path):
-                remove_pins(path)
+                remove_pins(path, root)
             else:
                 os.unlink(path)
         os.rmdir(pin_dir)
     parent = os.path.dirname(pin_dir)
-    while parent.startswith(PIN_ROOT + os.sep) and os.path.isdir(parent) and not os.listdir(parent):
+    while parent.startswith(root + os.sep) and os.path.isdir(parent) and not os.listdir(parent):
         os.rmdir(parent)
         parent = os.path.dirname(parent)
 

@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import shutil
 import struct
 import uuid
 
@@ -46,18 +47,6 @@ MAPS = {
     'zeroed': (libbpf.BPF_MAP_TYPE_ARRAY, 4, 4, 4, 0),
     'untouched': (libbpf.BPF_MAP_TYPE_HASH, 4, 8, 16, 0),
 }
-
-
-def _remove_tree(path):
-    if not os.path.isdir(path):
-        return
-    for name in os.listdir(path):
-        child = os.path.join(path, name)
-        if os.path.isdir(child):
-            _remove_tree(child)
-        else:
-            os.unlink(child)
-    os.rmdir(path)
 
 
 def contents(path):
@@ -167,7 +156,8 @@ def play():
         yield out, after
     finally:
         _program.remove_pins(pin_dir)
-        _remove_tree(base)
+        if os.path.isdir(base):
+            shutil.rmtree(base)
         if os.path.isdir(PIN_BASE) and not os.listdir(PIN_BASE):
             os.rmdir(PIN_BASE)
 

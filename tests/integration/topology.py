@@ -35,6 +35,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
 from nslab import Lab  # noqa: E402  pylint: disable=wrong-import-position
 
+from ansible_collections.ebpf.tc.plugins.module_utils import _program  # noqa: E402  pylint: disable=wrong-import-position
+
 SERVER_V4, SERVER_V6 = '10.210.0.2', 'fd00:210::2'
 NODE_ETH0_V4, NODE_ETH0_V6 = '10.210.0.1', 'fd00:210::1'
 NODE_ETH1_V4, NODE_ETH1_V6 = '10.211.0.1', 'fd00:211::1'
@@ -42,7 +44,6 @@ ROUTER_V4, ROUTER_V6 = '10.211.0.2', 'fd00:211::2'
 FAR_V4, FAR_V6 = '10.212.0.1', 'fd00:212::1'
 FAR_NET_V4, FAR_NET_V6 = '10.212.0.0/24', 'fd00:212::/64'
 TEST_PIN_ROOT = '/sys/fs/bpf/ebpf_tc_test'
-PIN_ROOTS = ('/sys/fs/bpf/ebpf_tc', TEST_PIN_ROOT)
 
 # Sends UDP datagrams from the namespace it runs in. argv: JSON {dst, ports, count, duration, rate}.
 # Ports are used round-robin; stops after `count` datagrams or `duration` seconds, or on SIGTERM;
@@ -229,25 +230,14 @@ class Topology:
 
 
 def remove_pins(path):
-    """Remove a pin directory (bpffs pins are unlinked like files), then its parents while empty, up to
-    (not including) /sys/fs/bpf/ebpf_tc or /sys/fs/bpf/ebpf_tc_test. Missing is fine."""
-    if os.path.isdir(path):
-        for name in os.listdir(path):
-            full = os.path.join(path, name)
-            if os.path.isdir(full):
-                remove_pins(full)
-            else:
-                os.unlink(full)
-        os.rmdir(path)
-    parent = os.path.dirname(path)
-    while any(parent.startswith(root + os.sep) for root in PIN_ROOTS) and os.path.isdir(parent) \
-            and not os.listdir(parent):
-        os.rmdir(parent)
-        parent = os.path.dirname(parent)
-    if parent == TEST_PIN_ROOT:
+    """Remove a pin directory and its empty parents, under /sys/fs/bpf/ebpf_tc or the test root (which
+    goes too once no other test's pins are left in it). Missing is fine."""
+    root = TEST_PIN_ROOT if path.startswith(TEST_PIN_ROOT + os.sep) else _program.PIN_ROOT
+    _program.remove_pins(path, root)
+    if root == TEST_PIN_ROOT:
         try:
             os.rmdir(TEST_PIN_ROOT)
-        except OSError:  # other tests' pins are still there
+        except OSError:  # other tests' pins are still there, or it is gone already
             pass
 
 
