@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(ROOT, 'tests'))
 importlib.import_module('conftest')  # tests/conftest.py makes the tree importable as ansible_collections.ebpf.tc
 from nslab import Lab  # noqa: E402
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _program, _tc  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _program  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps  # noqa: E402
 
@@ -64,15 +64,12 @@ def main():
         show('before: no program attached', lab, client, addrs)
 
         pin_dir = _program.default_pin_dir('eth0', 'egress', netns=client)
-        fd, info = _program.load_and_pin(OBJECT, 'steering', pin_dir)
         try:
-            with _tc.open_netlink(client) as ipr:
-                index = _tc.ifindex(ipr, 'eth0')
-                _tc.ensure_clsact(ipr, index)
-                _tc.attach(ipr, index, 'egress', fd, 'steering', 49152, 1)
-                attached = _tc.list_filters(ipr, index, 'egress')
-            print('\nattached on %s eth0 egress: %s' % (client, attached))
-            print('program id %d tag %s, pinned under %s' % (info.id, info.tag, pin_dir))
+            # the call ebpf.tc.bpf_filter makes: load, pin, attach (clsact added when missing)
+            result = _program.filter_present('eth0', 'egress', client, pin_dir, OBJECT, 'steering',
+                                             priority=10, handle=1)
+            print('\nattached on %s eth0 egress: %s' % (client, result['filter']))
+            print('program id %d tag %s, pinned under %s' % (result['prog_id'], result['tag'], pin_dir))
 
             ruleset = validate(RULES, default_action='pass')
             with SteeringMaps(pin_dir) as maps:
@@ -90,7 +87,6 @@ def main():
                 applied = maps.applied(ifname_of=str)
                 print('\nrule set read back from the maps equals the one applied: %s' % (applied == ruleset))
         finally:
-            os.close(fd)
             _program.remove_pins(pin_dir)
     print('\nlab removed (namespaces, veths, qdiscs, pins).')
 
