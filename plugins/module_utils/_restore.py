@@ -1,0 +1,358 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ebpf.tc contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Persistence: apply the role's rendered desired state (state.json) again, without Ansible.
+
+The role ebpf.tc.steering writes ``<ebpf_tc_config_dir>/state.json`` and a systemd unit that runs
+``ebpf_tc_restore.py`` at boot, which calls restore() here. It does what the role's apply does, with the
+same functions the modules use (nothing here is a second implementation):
+
+- per hook, ``_program.filter_present`` (what ``ebpf.tc.bpf_filter`` runs): clsact present, the object's
+  program attached at priority/handle as ``ebpf_tc:<program>``, pinned under the hook's pin_dir, reusing
+  compatible pinned maps;
+- per hook, ``_steering.manage`` (what ``ebpf.tc.steering_rules`` runs): the rule set, compared with the
+  set read back from the maps and switched atomically only when it differs;
+- ``net.ipv4.conf.<if>.rp_filter=2`` on the ``rp_filter_loose`` interfaces, written from inside the
+  namespace when ``netns`` is set.
+
+Everything in the state (its shape, the namespace, the interfaces, each rule set, the object and its
+program, the filters already at priority/handle) is checked before anything changes. This file, and
+everything it imports, must not import ``ansible``: the restore runs on hosts without Ansible.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ctypes
+import json
+import os
+import re
+
+from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _steering, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, RuleError
+from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate
+
+STATE_VERSION = 1
+STATE_KEYS = ('version', 'netns', 'object', 'program', 'priority', 'handle', 'hooks', 'rp_filter_loose')
+HOOK_KEYS = ('interface', 'direction', 'pin_dir', 'default_action', 'rules')
+REQUIRED_STATE_KEYS = ('version', 'object', 'program', 'hooks')
+REQUIRED_HOOK_KEYS = ('interface',)
+DIRECTIONS = ('ingress', 'egress')
+DEFAULT_ACTIONS = ('pass', 'drop')
+RP_FILTER_LOOSE = 2
+CLONE_NEWNET = 0x40000000
+# what the kernel accepts as an interface name (IFNAMSIZ 16, no '/', no whitespace, not . or ..)
+_IFNAME = re.compile(r'^[^/\s:]{1,15}$')
+_NETNS = re.compile(r'^[^/\s]{1,255}$')
+
+
+class StateError(EbpfTcError):
+    """The state file is not a valid version-1 state; names the field (``hooks[0].direction``)."""
+
+    def __init__(self, field, message):
+        self.field = field
+        super(StateError, self).__init__('%s: %s' % (field, message))
+
+
+def _type_name(value):
+    return {dict: 'a mapping', list: 'a list', bool: 'a boolean', int: 'an integer', float: 'a number',
+            type(None): 'null'}.get(type(value), 'a string' if isinstance(value, str) else type(value).__name__)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _string(value, field, pattern=None, what=None):
+    if not isinstance(value, str) or not value:
+        raise StateError(field, 'must be a non-empty string, not %s' % _type_name(value))
+    if pattern is not None and not pattern.match(value) or value in ('.', '..'):
+        raise StateError(field, '%r is not %s' % (value, what or 'valid'))
+    return value
+
+
+def _int_range(value, field, low, high):
+    if not _is_int(value) or not low <= value <= high:
+        raise StateError(field, 'must be an integer from %d to %d, not %r' % (low, high, value))
+    return value
+
+
+def _keys(value, field, allowed, required):
+    if not isinstance(value, dict):
+        raise StateError(field, 'must be a mapping, not %s' % _type_name(value))
+    unknown = sorted(str(key) for key in value if key not in allowed)
+    if unknown:
+        raise StateError('%s.%s' % (field, unknown[0]) if field != 'state' else unknown[0],
+                         'unknown key (a version-%d state has: %s)' % (STATE_VERSION, ', '.join(allowed)))
+    for key in required:
+        if value.get(key) is None:
+            raise StateError('%s.%s' % (field, key) if field != 'state' else key, 'is required')
+
+
+def check_state(state):
+    """The state as a normalised dict (defaults filled in), or StateError naming the first bad field.
+
+    Only the shape: what needs the host (interfaces, rules' redirect targets, the object) is checked by
+    restore() before it changes anything.
+    """
+    _keys(state, 'state', STATE_KEYS, REQUIRED_STATE_KEYS)
+    if not _is_int(state['version']) or state['version'] != STATE_VERSION:
+        raise StateError('version', 'must be %d (this restore reads version %d state files), not %r'
+                         % (STATE_VERSION, STATE_VERSION, state['version']))
+    netns = state.get('netns')
+    if netns is not None:
+        _string(netns, 'netns', _NETNS, 'a network namespace name (a file name under %s)' % _tc.NETNS_DIR)
+    obj = _string(state['object'], 'object')
+    if not os.path.isabs(obj):
+        raise StateError('object', 'must be an absolute path, not %r' % obj)
+    out = {
+        'version': STATE_VERSION, 'netns': netns, 'object': obj, 'program': _string(state['program'], 'program'),
+        'priority': _int_range(state.get('priority', 10), 'priority', 1, 0xFFFF),
+        'handle': _int_range(state.get('handle', 1), 'handle', 1, 0xFFFFFFFF),
+        'hooks': [], 'rp_filter_loose': [],
+    }
+    if not isinstance(state['hooks'], list):
+        raise StateError('hooks', 'must be a list, not %s' % _type_name(state['hooks']))
+    seen = {}
+    for index, raw in enumerate(state['hooks']):
+        field = 'hooks[%d]' % index
+        _keys(raw, field, HOOK_KEYS, REQUIRED_HOOK_KEYS)
+        interface = _string(raw['interface'], field + '.interface', _IFNAME, 'an interface name')
+        direction = raw.get('direction', 'egress')
+        if direction not in DIRECTIONS:
+            raise StateError(field + '.direction', 'must be ingress or egress, not %r' % (direction,))
+        if (interface, direction) in seen:
+            raise StateError(field, 'a second hook for %s %s (hooks[%d] is the first): merge their rules'
+                             % (interface, direction, seen[(interface, direction)]))
+        seen[(interface, direction)] = index
+        pin_dir = raw.get('pin_dir') or _program.default_pin_dir(interface, direction, netns)
+        _string(pin_dir, field + '.pin_dir')
+        pin_dir = os.path.normpath(pin_dir)
+        if not pin_dir.startswith(_program.BPFFS + os.sep):
+            raise StateError(field + '.pin_dir', 'must be a directory under %s, not %r' % (_program.BPFFS, pin_dir))
+        default_action = raw.get('default_action', 'pass')
+        if default_action not in DEFAULT_ACTIONS:
+            raise StateError(field + '.default_action', 'must be pass or drop, not %r' % (default_action,))
+        rules = raw.get('rules', [])
+        if not isinstance(rules, list):
+            raise StateError(field + '.rules', 'must be a list of rules, not %s' % _type_name(rules))
+        out['hooks'].append({'interface': interface, 'direction': direction, 'pin_dir': pin_dir,
+                             'default_action': default_action, 'rules': rules})
+    pin_dirs = [hook['pin_dir'] for hook in out['hooks']]
+    for index, pin_dir in enumerate(pin_dirs):
+        if pin_dirs.index(pin_dir) != index:
+            raise StateError('hooks[%d].pin_dir' % index,
+                             '%s is also hooks[%d]\'s' % (pin_dir, pin_dirs.index(pin_dir)))
+    loose = state.get('rp_filter_loose') or []
+    if not isinstance(loose, list):
+        raise StateError('rp_filter_loose', 'must be a list of interface names, not %s' % _type_name(loose))
+    for index, name in enumerate(loose):
+        name = _string(name, 'rp_filter_loose[%d]' % index, _IFNAME, 'an interface name')
+        if name not in out['rp_filter_loose']:
+            out['rp_filter_loose'].append(name)
+    return out
+
+
+def load_state(path):
+    """The JSON state file at path, parsed (not checked: see check_state)."""
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (IOError, OSError) as err:
+        raise EbpfTcError('cannot read the state file %s: %s' % (path, err.strerror or err))
+    except ValueError as err:
+        raise EbpfTcError('the state file %s is not valid JSON: %s' % (path, err))
+
+
+# -- rp_filter, from inside the namespace ------------------------------------------------------------
+
+def rp_filter_path(interface):
+    return '/proc/sys/net/ipv4/conf/%s/rp_filter' % interface
+
+
+def _read_int(path):
+    try:
+        with open(path) as handle:
+            return int(handle.read().strip())
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def _set_values(values, apply):
+    """{path: [before, after]} for /proc/sys files, writing the wanted value where it differs if apply."""
+    out = {}
+    for path, wanted in sorted(values.items()):
+        before = _read_int(path)
+        after = before
+        if apply and before is not None and before != wanted:
+            with open(path, 'w') as handle:
+                handle.write('%d\n' % wanted)
+            after = _read_int(path)
+        out[path] = [before, after]
+    return out
+
+
+def sysctls_in_netns(values, netns=None, apply=True):
+    """Set /proc/sys files (``{path: int}``) as seen from `netns` (None: this namespace).
+
+    Returns ``{path: [before, after]}`` (None for a file that does not exist there). With apply=False,
+    only reads. /proc/sys/net belongs to the namespace of the process that opens it, so for another
+    namespace a forked child enters it with setns(2) (never creating one) and reports back over a pipe,
+    as _facts.read_sysctls does for reading.
+    """
+    if netns is None:
+        return _set_values(values, apply)
+    ns_path = os.path.join(_tc.NETNS_DIR, netns)
+    if not os.path.exists(ns_path):
+        raise EbpfTcError('network namespace %s does not exist (no %s)' % (netns, ns_path))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: reports and exits, never returns into the caller
+        status = 1
+        try:
+            os.close(read_end)
+            fd = os.open(ns_path, os.O_RDONLY)
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), 'setns')
+            try:
+                report = {'values': _set_values(values, apply)}
+            except (IOError, OSError) as err:
+                report = {'error': str(err)}
+            data = json.dumps(report).encode()
+            while data:
+                data = data[os.write(write_end, data):]
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks = []
+    while True:
+        chunk = os.read(read_end, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_end)
+    dummy, status = os.waitpid(pid, 0)
+    if status != 0 or not chunks:
+        raise EbpfTcError('cannot enter network namespace %s to set %s' % (netns, ', '.join(sorted(values))))
+    report = json.loads(b''.join(chunks).decode())
+    if 'error' in report:
+        raise EbpfTcError('in network namespace %s: %s' % (netns, report['error']))
+    return report['values']
+
+
+# -- restore -------------------------------------------------------------------------------------
+
+def _where(netns):
+    return ' in network namespace %s' % netns if netns else ''
+
+
+def _ensure_bpffs():
+    """Mount bpffs at /sys/fs/bpf when nothing is mounted there (systemd does at boot; not every init)."""
+    if _program.bpffs_mounted():
+        return False
+    if not os.path.isdir(_program.BPFFS):
+        raise EbpfTcError('%s does not exist: cannot mount the bpf filesystem' % _program.BPFFS)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b'bpf', _program.BPFFS.encode(), b'bpf', 0, None) != 0:
+        err = ctypes.get_errno()
+        raise EbpfTcError('cannot mount the bpf filesystem at %s: %s' % (_program.BPFFS, os.strerror(err)))
+    return True
+
+
+def _check_host(state):
+    """Everything restore() needs from the host, checked before it changes anything.
+
+    Returns the validated RuleSet of each hook. Raises EbpfTcError naming the hook and field.
+    """
+    _program.check_kernel()
+    _tc.require_pyroute2()
+    _libbpf.get_libbpf()
+    netns = state['netns']
+    if netns is not None and not os.path.exists(os.path.join(_tc.NETNS_DIR, netns)):
+        raise StateError('netns', 'network namespace %s does not exist (no %s)'
+                         % (netns, os.path.join(_tc.NETNS_DIR, netns)))
+    rulesets = []
+    try:
+        with _tc.open_netlink(netns) as ipr:
+            names = _steering.InterfaceNames(ipr)
+            for index, hook in enumerate(state['hooks']):
+                field = 'hooks[%d]' % index
+                if not names.exists(hook['interface']):
+                    raise StateError(field + '.interface', 'interface %s does not exist%s'
+                                     % (hook['interface'], _where(netns)))
+                current = _tc.filter_at(ipr, names.ifindex(hook['interface']), hook['direction'],
+                                        state['priority'], state['handle'])
+                if current is not None and not _tc.is_owned(current):
+                    raise StateError(field, '%s on %s is a filter this collection did not attach: not replacing '
+                                     'it (choose another ebpf_tc_priority/ebpf_tc_handle, or remove it)'
+                                     % (_tc.describe_filter(current, hook['direction']), hook['interface']))
+                try:
+                    rulesets.append(validate(hook['rules'], hook['default_action'], interface_exists=names.exists))
+                except RuleError as err:
+                    raise StateError('%s (%s %s)' % (field, hook['interface'], hook['direction']), str(err))
+            for index, name in enumerate(state['rp_filter_loose']):
+                if not names.exists(name):
+                    raise StateError('rp_filter_loose[%d]' % index, 'interface %s does not exist%s'
+                                     % (name, _where(netns)))
+    except _tc.NetlinkError as err:
+        raise EbpfTcError('netlink request%s failed: %s' % (_where(netns), err))
+    if state['hooks']:
+        # opens, verifies and loads the object once with nothing pinned: a missing file, a missing
+        # program or a verifier rejection fails here, before any hook changes
+        try:
+            _program.check_object_path(state['object'])
+            with _libbpf.BpfObject.open(state['object']) as obj:
+                programs = obj.program_names()
+        except EbpfTcError as err:
+            raise StateError('object', str(err))
+        if state['program'] not in programs:
+            raise StateError('program', '%s is not in %s (it has: %s)'
+                             % (state['program'], state['object'], ', '.join(programs) or 'none'))
+        try:
+            _program.inspect_object(state['object'], state['program'])
+        except EbpfTcError as err:
+            raise StateError('object', str(err))
+    return rulesets
+
+
+def restore(state):
+    """Make the host match `state` (a parsed version-1 state file); idempotent.
+
+    Returns ``{'changed', 'netns', 'bpffs_mounted', 'hooks': [{interface, direction, pin_dir, attached,
+    clsact_added, prog_id, tag, rules_changed, generation}], 'rp_filter': {ifname: {before, after,
+    changed}}}`` where ``attached`` is whether the filter changed (attached or replaced).
+    """
+    state = check_state(state)
+    netns = state['netns']
+    _check_host(state)
+    # nothing has changed on the host before this line
+    summary = {'changed': False, 'netns': netns, 'bpffs_mounted': False, 'hooks': [], 'rp_filter': {}}
+    if state['hooks']:
+        summary['bpffs_mounted'] = _ensure_bpffs()
+    for hook in state['hooks']:
+        attached = _program.filter_present(hook['interface'], hook['direction'], netns, hook['pin_dir'],
+                                           state['object'], state['program'], state['priority'], state['handle'])
+        rules = _steering.manage(hook['pin_dir'], hook['interface'], netns=netns, state='present',
+                                 rules=hook['rules'], default_action=hook['default_action'])
+        summary['hooks'].append({
+            'interface': hook['interface'], 'direction': hook['direction'], 'pin_dir': hook['pin_dir'],
+            'attached': attached['changed'], 'clsact_added': attached['clsact_added'],
+            'prog_id': attached['prog_id'], 'tag': attached['tag'],
+            'rules_changed': rules['changed'], 'generation': rules['generation'],
+        })
+    if state['rp_filter_loose']:
+        paths = dict((rp_filter_path(name), RP_FILTER_LOOSE) for name in state['rp_filter_loose'])
+        values = sysctls_in_netns(paths, netns)
+        for name in state['rp_filter_loose']:
+            before, after = values[rp_filter_path(name)]
+            if before is None:
+                raise EbpfTcError('cannot read %s%s' % (rp_filter_path(name), _where(netns)))
+            summary['rp_filter'][name] = {'before': before, 'after': after, 'changed': before != after}
+    summary['changed'] = (summary['bpffs_mounted']
+                          or any(h['attached'] or h['rules_changed'] for h in summary['hooks'])
+                          or any(v['changed'] for v in summary['rp_filter'].values()))
+    return summary
