@@ -1,0 +1,362 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ebpf.tc contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The role ebpf.tc.steering through ansible-playbook, on a host that is a network namespace.
+
+The host is the node of tests/integration/topology.py (eth0 to a server, eth1 to a router that owns the
+"far" addresses). The inventory is the MetalLB case plus a fleet policy: a service address, 10.213.0.10,
+lives on the node's loopback; the router routes it via the node's eth1, so a client at the far address
+reaches it through eth1, but the node's route back to the far prefix leaves by eth0 (to the server, which
+does not forward). The return-path intent redirects the replies out of eth1 to the router; the policy
+drops ICMP and blocks TCP 8080 out of eth0. eth1 starts with strict rp_filter (1), which drops the
+requests on ingress until the role sets it loose.
+
+Before the role runs, eth1 already has a clsact qdisc with a foreign (matchall) filter on it: the role
+must leave both in place on removal, while the qdisc it added on eth0 goes.
+
+Every file the role writes goes to a per-test directory (ebpf_tc_lib_dir, ebpf_tc_config_dir,
+ebpf_tc_unit_dir); the namespaces and pins are removed at the end, also on failure.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+# pylint: disable=wrong-import-position
+import topology as topo  # noqa: E402
+from playbook import run_play  # noqa: E402
+
+from ansible_collections.ebpf.tc.plugins.module_utils import _facts, _libbpf, _tc  # noqa: E402
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason='needs root (namespaces, bpf(2), tc)'),
+]
+
+VIP_V4 = '10.213.0.10'
+VIP_PORT = 9000
+BLOCKED_PORT, OPEN_PORT = 8080, 8081
+STEERING_OBJECT = os.path.join(topo.ROOT, 'files', 'bpf', 'steering.bpf.o')
+
+# A TCP connect from the far address (the client several hops away) to the service address.
+CONNECT_FROM = r'''
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.0,
+                             source_address=(sys.argv[3], 0)).close()
+except OSError:
+    sys.exit(1)
+'''
+
+
+def attach_foreign(ns, ifname):
+    """A clsact qdisc and a filter that are not ours: the steering program (loaded with nothing pinned, so
+    it passes everything) attached at ingress priority 100 under another tool's name."""
+    with _libbpf.BpfObject.open(STEERING_OBJECT) as obj:
+        obj.load()
+        with _tc.open_netlink(ns) as ipr:
+            index = _tc.ifindex(ipr, ifname)
+            _tc.ensure_clsact(ipr, index)
+            _tc.attach(ipr, index, 'ingress', obj.program_fd('steering'), 'other_tool', 100, 1)
+
+
+class Host:
+    """The node namespace as an Ansible host, with the role's variables for it."""
+
+    def __init__(self, net, tmp_path):
+        self.net = net
+        self.lab = net.lab
+        self.ns = net.node
+        self.lib_dir = str(tmp_path / 'lib')
+        self.config_dir = str(tmp_path / 'etc')
+        self.unit_name = 'ebpf-tc-test-%s' % self.lab.prefix
+        self.unit_dir = str(tmp_path / 'systemd')
+        self.unit_path = os.path.join(self.unit_dir, self.unit_name + '.service')
+        self.pin_root = '/sys/fs/bpf/ebpf_tc/netns/%s' % self.ns
+        self.vars = {
+            'ebpf_tc_netns': self.ns,
+            'ebpf_tc_default_interface': 'eth0',
+            'ebpf_tc_install_packages': False,
+            'ebpf_tc_lib_dir': self.lib_dir,
+            'ebpf_tc_config_dir': self.config_dir,
+            'ebpf_tc_unit_name': self.unit_name,
+            'ebpf_tc_unit_dir': self.unit_dir,
+            'ebpf_tc_return_paths': [{
+                'name': 'vip', 'addresses': [VIP_V4 + '/32', 'fd00:213::10/128'], 'interface': 'eth1',
+                'gateway': topo.ROUTER_V4, 'gateway6': topo.ROUTER_V6}],
+            'ebpf_tc_policy': {
+                'drop_protocols': ['icmp'],
+                'block_ports': [{'proto': 'tcp', 'ports': [BLOCKED_PORT]}],
+                'count_protocols': ['tcp', 'udp']},
+            # an explicit hook too: eth1 ingress, counting TCP
+            'ebpf_tc_hooks': [{'interface': 'eth1', 'direction': 'ingress',
+                               'rules': [{'name': 'tcp-in', 'match': {'proto': 'tcp'}, 'action': 'pass'}]}],
+        }
+        lab = self.lab
+        lab.addr(self.ns, 'lo', VIP_V4 + '/32')
+        lab.exec(net.router, 'ip', 'route', 'add', VIP_V4 + '/32', 'via', topo.NODE_ETH1_V4)
+        lab.exec(self.ns, 'sysctl', '-qw', 'net.ipv4.conf.eth1.rp_filter=1')
+        # someone else's clsact and filter on eth1: the role must not take them away
+        attach_foreign(self.ns, 'eth1')
+        for port in (BLOCKED_PORT, OPEN_PORT):
+            lab.tcp_listener(net.server, port)
+        lab.tcp_listener(self.ns, VIP_PORT)
+
+    def role(self, check=False, **overrides):
+        extra = dict(self.vars, **overrides)
+        return run_play([{'name': 'Run the role', 'ansible.builtin.include_role': {'name': 'ebpf.tc.steering'}}],
+                        check=check, extra_vars=extra)
+
+    # -- what is on the host ------------------------------------------------------------------------------
+
+    def qdiscs(self, ifname):
+        out = self.lab.exec(self.ns, 'tc', 'qdisc', 'show', 'dev', ifname).stdout
+        return [line.split()[1] for line in out.splitlines() if line.strip()]
+
+    def filters(self, ifname, direction):
+        out = self.lab.exec(self.ns, 'tc', 'filter', 'show', 'dev', ifname, direction).stdout
+        return [line for line in out.splitlines() if line.startswith('filter') and 'pref' in line]
+
+    def rp_filter(self, ifname):
+        return int(self.lab.exec(self.ns, 'cat', '/proc/sys/net/ipv4/conf/%s/rp_filter' % ifname).stdout)
+
+    def files(self):
+        found = []
+        for top in (self.lib_dir, self.config_dir):
+            for dirpath, dirnames, filenames in os.walk(top):
+                found += [os.path.join(dirpath, name) for name in dirnames + filenames]
+            if os.path.exists(top):
+                found.append(top)
+        if os.path.exists(self.unit_path):
+            found.append(self.unit_path)
+        return sorted(found)
+
+    def snapshot(self):
+        """Everything the role may touch, to compare before and after a run that must change nothing."""
+        return {
+            'qdiscs': {i: self.qdiscs(i) for i in ('eth0', 'eth1')},
+            'filters': {(i, d): self.filters(i, d) for i in ('eth0', 'eth1') for d in ('ingress', 'egress')},
+            'rp_filter': self.rp_filter('eth1'),
+            'files': self.files(),
+            'file_contents': {p: open(p, 'rb').read() for p in self.files() if os.path.isfile(p)},
+            'pins': sorted(os.listdir(self.pin_root)) if os.path.isdir(self.pin_root) else None,
+            'rules': self.applied_rules(),
+        }
+
+    def applied_rules(self):
+        """(default_action, rules) of every hook of eth0 and eth1, read back from the maps as tc_info does."""
+        out = {}
+        for ifname, hooks in _facts.gather(netns=self.ns)['interfaces'].items():
+            if ifname in ('eth0', 'eth1'):
+                for direction in ('ingress', 'egress'):
+                    steering = hooks[direction].get('steering') or {}
+                    out['%s/%s' % (ifname, direction)] = (steering.get('default_action'), steering.get('rules'))
+        return out
+
+    # -- traffic ------------------------------------------------------------------------------------------
+
+    def pings_server(self):
+        return self.lab.pings(self.ns, topo.SERVER_V4, count=1) > 0
+
+    def connects_server(self, port):
+        return self.lab.tcp_connects(self.ns, topo.SERVER_V4, port)
+
+    def vip_reachable(self):
+        """A client at the far address connects to the service address (the MetalLB return path)."""
+        res = self.lab.exec(self.net.router, sys.executable, '-c', CONNECT_FROM, VIP_V4, str(VIP_PORT),
+                            topo.FAR_V4, check=False)
+        return res.returncode == 0
+
+    def wipe_pins(self):
+        remove_tree(self.pin_root)
+
+    def close(self):
+        try:
+            self.net.close()  # first: the namespace's filters go, so nothing holds the programs
+        finally:
+            self.wipe_pins()
+            if os.path.exists(self.unit_path):
+                os.unlink(self.unit_path)
+
+
+def remove_tree(path):
+    """Remove a pin tree (bpffs pins are unlinked like files), then its parents up to /sys/fs/bpf while
+    empty (other tests' pins keep theirs)."""
+    shutil.rmtree(path, ignore_errors=True)
+    for parent in ('/sys/fs/bpf/ebpf_tc/netns', '/sys/fs/bpf/ebpf_tc'):
+        try:
+            os.rmdir(parent)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def host(tmp_path):
+    net = topo.topology()
+    try:
+        made = Host(net, tmp_path)
+    except BaseException:
+        net.close()
+        raise
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def recap(res):
+    """The PLAY RECAP counters of the one host."""
+    match = re.search(r'^localhost\s+:\s+(.*)$', res.output, re.M)
+    assert match, res.output[-3000:]
+    return dict((key, int(value)) for key, value in re.findall(r'(\w+)=(\d+)', match.group(1)))
+
+
+def assert_ok(res):
+    failed = [(t['task'], t['result'].get('msg'), t['result'].get('results', '')) for t in res.failed]
+    assert res.rc == 0 and not failed, (failed, res.output[-4000:])
+    return recap(res)
+
+
+def changed_tasks(res):
+    """The tasks (and loop items) that reported a change, for assertion messages."""
+    out = []
+    for task in res.tasks:
+        result = task['result']
+        if result.get('changed'):
+            items = [r.get('item') for r in result.get('results', []) if r.get('changed')]
+            out.append((task['task'], items, result.get('msg')))
+    return out
+
+
+def assert_unchanged(res):
+    counts = assert_ok(res)
+    assert counts['changed'] == 0, changed_tasks(res)
+
+
+def failure_message(res):
+    assert res.rc != 0, res.output[-3000:]
+    msgs = [str(t['result'].get('msg', '')) for t in res.failed]
+    for t in res.failed:
+        msgs += [str(r.get('msg', '')) for r in t['result'].get('results', []) if r.get('failed')]
+    return '\n'.join(msgs) + '\n' + res.output[-2000:]
+
+
+def task_result(res, name):
+    return [t['result'] for t in res.tasks if t['task'].endswith(name)]
+
+
+def test_role_lifecycle(host):
+    """converge, idempotence, check mode, traffic, commit-confirm, restore after a wipe, removal without residue."""
+    assert host.pings_server() and host.connects_server(BLOCKED_PORT) and host.connects_server(OPEN_PORT)
+    assert not host.vip_reachable()  # the return path is broken before the role runs
+    pristine = host.snapshot()
+
+    counts = assert_ok(host.role())
+    assert counts['changed'] > 0
+    assert 'clsact' in host.qdiscs('eth0')
+    assert host.rp_filter('eth1') == 2
+    state = json.load(open(os.path.join(host.config_dir, 'state.json')))
+    assert state['netns'] == host.ns and state['object'] == os.path.join(host.lib_dir, 'steering.bpf.o')
+    assert sorted((h['interface'], h['direction']) for h in state['hooks']) == [('eth0', 'egress'), ('eth1', 'ingress')]
+    assert state['rp_filter_loose'] == ['eth1']
+    assert os.path.exists(host.unit_path)
+    assert os.path.exists(os.path.join(host.lib_dir, 'ebpf_tc_restore.py'))
+    assert os.path.exists(os.path.join(host.lib_dir, 'ansible_collections/ebpf/tc/plugins/module_utils/_rules.py'))
+
+    # the policy and the return path, with real traffic
+    assert not host.pings_server()
+    assert not host.connects_server(BLOCKED_PORT)
+    assert host.connects_server(OPEN_PORT)
+    assert host.vip_reachable()
+    rules = host.applied_rules()
+    assert [r['name'] for r in rules['eth0/egress'][1]] == [
+        'rp-vip-v4', 'rp-vip-v6', 'drop-icmp', 'block-tcp-8080', 'count-tcp', 'count-udp']
+    assert [r['name'] for r in rules['eth1/ingress'][1]] == ['tcp-in']
+
+    # idempotence
+    assert_unchanged(host.role())
+
+    # check mode: unchanged inventory reports nothing; a changed one reports the change and changes nothing
+    converged = host.snapshot()
+    assert_unchanged(host.role(check=True))
+    policy = dict(host.vars['ebpf_tc_policy'], drop_protocols=['icmp', 'udp'])
+    res = host.role(check=True, ebpf_tc_policy=policy)
+    assert assert_ok(res)['changed'] > 0
+    assert any(r.get('changed') for t in task_result(res, "Apply each hook's rule set") for r in t['results'])
+    assert host.snapshot() == converged
+
+    # commit-confirm: the new sets go on trial, the controller still reaches the host, the role confirms
+    res = host.role(ebpf_tc_confirm_timeout=30, ebpf_tc_policy=policy)
+    assert assert_ok(res)['changed'] > 0
+    trials = [r for t in task_result(res, "Apply each hook's rule set") for r in t['results'] if r.get('changed')]
+    assert len(trials) == 1 and trials[0]['pending'] is not None  # only eth0 egress changed
+    confirmed = [r for t in task_result(res, 'Confirm the rule sets on trial') for r in t['results']]
+    assert len(confirmed) == 1 and confirmed[0]['changed'] and confirmed[0]['pending'] is None
+    host.vars['ebpf_tc_policy'] = policy
+    rules = host.applied_rules()
+    assert 'drop-udp' in [r['name'] for r in rules['eth0/egress'][1]]
+
+    # persistence: wipe tc state and pins, then run what the unit runs
+    host.lab.exec(host.ns, 'tc', 'qdisc', 'del', 'dev', 'eth0', 'clsact')
+    host.lab.exec(host.ns, 'tc', 'filter', 'del', 'dev', 'eth1', 'ingress', 'pref', '10')
+    host.wipe_pins()
+    assert host.pings_server() and not host.vip_reachable()
+    exec_start = [line.split('=', 1)[1] for line in open(host.unit_path).read().splitlines()
+                  if line.startswith('ExecStart=')]
+    assert len(exec_start) == 1
+    restored = subprocess.run(shlex.split(exec_start[0]), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=60, check=False)
+    assert restored.returncode == 0, (restored.stdout, restored.stderr)
+    assert not host.pings_server() and host.vip_reachable()
+    assert host.applied_rules() == rules
+    assert_unchanged(host.role())  # the restore put back exactly what the role applies
+
+    # removal: everything the role made goes, the foreign qdisc and filter on eth1 stay
+    res = host.role(ebpf_tc_state='absent')
+    assert assert_ok(res)['changed'] > 0
+    assert host.qdiscs('eth0') == pristine['qdiscs']['eth0']
+    assert 'clsact' in host.qdiscs('eth1')
+    assert host.filters('eth1', 'ingress') == pristine['filters'][('eth1', 'ingress')]
+    assert host.files() == []
+    assert not os.path.exists(host.pin_root)
+    assert host.rp_filter('eth1') == 1  # put back
+    assert host.snapshot() == pristine
+    assert host.pings_server() and host.connects_server(BLOCKED_PORT) and not host.vip_reachable()
+    assert_unchanged(host.role(ebpf_tc_state='absent'))
+
+
+def test_check_mode_on_a_fresh_host(host):
+    """Check mode reports the changes it would make and makes none, before anything was ever deployed."""
+    pristine = host.snapshot()
+    res = host.role(check=True)
+    assert assert_ok(res)['changed'] > 0
+    assert host.snapshot() == pristine
+
+
+@pytest.mark.parametrize('overrides, named', [
+    ({'ebpf_tc_return_paths': [{'name': 'vip', 'addresses': [VIP_V4 + '/32'], 'interface': 'eth1',
+                                'gateway': 'fd00::1'}]}, 'ebpf_tc_return_paths[0].gateway'),
+    ({'ebpf_tc_hooks': [{'interface': 'eth0', 'rules': [
+        {'name': 'ok', 'match': {'proto': 'icmp'}, 'action': 'drop'},
+        {'name': 'bad-cidr', 'match': {'dst': '10.0.0.300/24'}, 'action': 'drop'}]}]}, 'bad-cidr'),
+    ({'ebpf_tc_return_paths': [{'name': 'vip', 'addresses': [VIP_V4 + '/32'], 'interface': 'eth7'}]}, 'eth7'),
+    ({'ebpf_tc_object_src': '/nonexistent/steering.bpf.o'}, 'ebpf_tc_object_src'),
+], ids=['filter-level', 'rule-level', 'unknown-interface', 'missing-object'])
+def test_bad_inventory_fails_before_any_change(host, overrides, named):
+    pristine = host.snapshot()
+    msg = failure_message(host.role(**overrides))
+    assert named in msg
+    assert host.snapshot() == pristine
