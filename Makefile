@@ -2,7 +2,9 @@
 #
 #   make deps     Debian packages, the pinned .venv, bpffs mounted
 #   make bpf      rebuild files/bpf/steering.bpf.o from its source (files/bpf/build.sh)
-#   make test     pytest (unit + dataplane, no skips) + ansible-test sanity + ansible-lint
+#   make test     pytest (unit, dataplane, integration; no skips) + ansible-test sanity + ansible-lint
+#                 + the molecule scenarios of the role
+#   make molecule the role's molecule scenarios (extensions/molecule/)
 #   make demo     the dataplane demonstration
 #   make clean    remove build and test debris (keeps .venv; `make distclean` removes it too)
 
@@ -41,7 +43,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help deps apt-deps venv bpffs bpf pytest sanity lint test demo build clean distclean
 
 help:
-	@sed -n '3,8s/^# \{0,1\}//p' $(ROOT)/Makefile
+	@sed -n '3,10s/^# \{0,1\}//p' $(ROOT)/Makefile
 
 deps: apt-deps venv bpffs
 
@@ -104,12 +106,46 @@ sanity: deps
 
 lint: deps
 	@mkdir -p $(LOGS)
-	cd $(ROOT) && ansible-lint --nocolor 2>&1 | tee $(LOGS)/lint.log
+	@# the collection on the collections path, so ansible-lint checks our modules' arguments instead of mocking them
+	@mkdir -p $(TMP)/collections/ansible_collections/ebpf
+	@[ -L $(TMP)/collections/ansible_collections/ebpf/tc ] || ln -s $(ROOT) $(TMP)/collections/ansible_collections/ebpf/tc
+	cd $(ROOT) && ANSIBLE_COLLECTIONS_PATH=$(TMP)/collections ansible-lint --nocolor 2>&1 | tee $(LOGS)/lint.log
+
+# Molecule scenarios (extensions/molecule/): the role on hosts that are network namespaces. Every scenario
+# runs `molecule test` at the same time as the others (their namespaces, pins and files never overlap; molecule's
+# own --workers would share one create/destroy), each logging to .tmp/logs/molecule-<scenario>.log. Whatever
+# the outcome, the sweep removes what a killed run may have left: namespaces and pins named ebtcm-* (every
+# file, the unit included, goes under the scenario's ephemeral directory).
+.PHONY: molecule
+molecule: deps
+	@mkdir -p $(LOGS) $(TMP)/collections/ansible_collections/ebpf
+	@[ -L $(TMP)/collections/ansible_collections/ebpf/tc ] || ln -s $(ROOT) $(TMP)/collections/ansible_collections/ebpf/tc
+	@cd $(ROOT); \
+	sweep() { \
+		for ns in $$(ip netns list | awk '$$1 ~ /^ebtcm-/ {print $$1}'); do \
+			pids=$$(ip netns pids "$$ns"); [ -z "$$pids" ] || kill -9 $$pids || true; \
+			ip netns del "$$ns" && echo "swept namespace $$ns" || true; \
+		done; \
+		rm -rf /sys/fs/bpf/ebpf_tc/netns/ebtcm-*; \
+	}; \
+	trap sweep EXIT; \
+	scenarios=$$(cd extensions/molecule && for f in */molecule.yml; do dirname "$$f"; done); \
+	for s in $$scenarios; do \
+		(NO_COLOR=1 molecule test -s "$$s" > $(LOGS)/molecule-$$s.log 2>&1; echo $$? > $(LOGS)/molecule-$$s.rc) & \
+	done; \
+	wait; rc=0; \
+	for s in $$scenarios; do \
+		if [ "$$(cat $(LOGS)/molecule-$$s.rc)" = 0 ]; then echo "molecule $$s: ok"; else \
+			rc=1; echo "molecule $$s: FAILED ($(LOGS)/molecule-$$s.log ends with:)"; \
+			tail -n 40 $(LOGS)/molecule-$$s.log | sed 's/^/    /'; \
+		fi; \
+	done; \
+	exit $$rc
 
 # Runs every step even when one fails, then prints one line per step and exits non-zero on any failure.
 test: deps
 	@mkdir -p $(LOGS); : > $(LOGS)/summary; rc=0; \
-	for step in pytest sanity lint; do \
+	for step in pytest sanity lint molecule; do \
 		start=$$(date +%s); \
 		if $(MAKE) --no-print-directory $$step; then res=ok; else res=FAILED; rc=1; fi; \
 		echo "$$step: $$res ($$(( $$(date +%s) - start ))s)" >> $(LOGS)/summary; \
