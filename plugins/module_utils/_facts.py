@@ -12,8 +12,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ctypes
-import json
 import os
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _program, _tc
@@ -24,7 +22,6 @@ DIRECTIONS = ('ingress', 'egress')
 PROTO_NAMES = {1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6', 132: 'sctp'}
 TC_H_ROOT = 0xFFFFFFFF
 TC_H_UNSPEC = 0
-CLONE_NEWNET = 0x40000000
 
 
 def is_owned(name):
@@ -62,42 +59,9 @@ def _read_sysctls(paths):
 def read_sysctls(paths, netns=None):
     """Integer values of /proc/sys files as seen from `netns` (None: this namespace; unreadable: None).
 
-    /proc/sys/net shows the namespace of the process that opens it, so for another namespace a forked
-    child enters it with setns(2) (no namespace is ever created), reads, and sends the values back.
+    /proc/sys/net shows the namespace of the process that opens it: _tc.run_in_netns reads from inside.
     """
-    if netns is None:
-        return _read_sysctls(paths)
-    ns_path = os.path.join(_tc.NETNS_DIR, netns)
-    if not os.path.exists(ns_path):
-        raise EbpfTcError('network namespace %s does not exist (no %s)' % (netns, ns_path))
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns into the module
-        status = 1
-        try:
-            os.close(read_end)
-            fd = os.open(ns_path, os.O_RDONLY)
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), 'setns')
-            data = json.dumps(_read_sysctls(paths)).encode()
-            while data:
-                data = data[os.write(write_end, data):]
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    chunks = []
-    while True:
-        chunk = os.read(read_end, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(read_end)
-    dummy, status = os.waitpid(pid, 0)
-    if status != 0 or not chunks:
-        raise EbpfTcError('cannot read %s inside network namespace %s' % (', '.join(paths), netns))
-    return json.loads(b''.join(chunks).decode())
+    return _tc.run_in_netns(netns, lambda: _read_sysctls(paths))
 
 
 def rp_filters(ifnames, netns=None):

@@ -42,7 +42,6 @@ REQUIRED_HOOK_KEYS = ('interface',)
 DIRECTIONS = ('ingress', 'egress')
 DEFAULT_ACTIONS = ('pass', 'drop')
 RP_FILTER_LOOSE = 2
-CLONE_NEWNET = 0x40000000
 # what the kernel accepts as an interface name (IFNAMSIZ 16, no '/', no whitespace, not . or ..)
 _IFNAME = re.compile(r'^[^/\s:]{1,15}$')
 _NETNS = re.compile(r'^[^/\s]{1,255}$')
@@ -198,53 +197,11 @@ def sysctls_in_netns(values, netns=None, apply=True):
     """Set /proc/sys files (``{path: int}``) as seen from `netns` (None: this namespace).
 
     Returns ``{path: [before, after]}`` (None for a file that does not exist there). With apply=False,
-    only reads. /proc/sys/net belongs to the namespace of the process that opens it, so for another
-    namespace a forked child enters it with setns(2) (never creating one) and reports back over a pipe,
-    as _facts.read_sysctls does for reading.
+    only reads. /proc/sys/net belongs to the namespace of the process that opens it: _tc.run_in_netns
+    writes from inside.
     """
-    if netns is None:
-        return _set_values(values, apply)
-    ns_path = os.path.join(_tc.NETNS_DIR, netns)
-    if not os.path.exists(ns_path):
-        raise EbpfTcError('network namespace %s does not exist (no %s)' % (netns, ns_path))
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: reports and exits, never returns into the caller
-        status = 1
-        try:
-            os.close(read_end)
-            fd = os.open(ns_path, os.O_RDONLY)
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), 'setns')
-            try:
-                report = {'values': _set_values(values, apply)}
-            except (IOError, OSError) as err:
-                report = {'error': str(err)}
-            data = json.dumps(report).encode()
-            while data:
-                data = data[os.write(write_end, data):]
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    chunks = []
-    while True:
-        chunk = os.read(read_end, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(read_end)
-    dummy, status = os.waitpid(pid, 0)
-    if status != 0 or not chunks:
-        raise EbpfTcError('cannot enter network namespace %s to set %s' % (netns, ', '.join(sorted(values))))
-    report = json.loads(b''.join(chunks).decode())
-    if 'error' in report:
-        raise EbpfTcError('in network namespace %s: %s' % (netns, report['error']))
-    return report['values']
+    return _tc.run_in_netns(netns, lambda: _set_values(values, apply))
 
-
-# -- restore -------------------------------------------------------------------------------------
 
 def _where(netns):
     return ' in network namespace %s' % netns if netns else ''

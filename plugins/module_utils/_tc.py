@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ctypes
+import json
 import os
 import traceback
 
@@ -92,6 +93,53 @@ def _setns(fd):
     if libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, 'setns: %s' % os.strerror(err))
+
+
+def run_in_netns(netns, func):
+    """The JSON-able result of func() run inside network namespace `netns` (None: right here).
+
+    Some state shows the namespace of the process that opens it (/proc/sys/net), so for another
+    namespace func runs in a forked child that enters it with setns(2) (never creating one) and sends its
+    result back over a pipe: the calling process never changes namespace. An OSError or EbpfTcError in
+    func comes back as EbpfTcError.
+    """
+    if netns is None:
+        return func()
+    ns_path = os.path.join(NETNS_DIR, netns)
+    if not os.path.exists(ns_path):
+        raise EbpfTcError('network namespace %s does not exist (no %s)' % (netns, ns_path))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: reports and exits, never returns into the caller
+        status = 1
+        try:
+            os.close(read_end)
+            _setns(os.open(ns_path, os.O_RDONLY))
+            try:
+                report = {'result': func()}
+            except (IOError, OSError, EbpfTcError) as err:
+                report = {'error': str(err)}
+            data = json.dumps(report).encode()
+            while data:
+                data = data[os.write(write_end, data):]
+            status = 0
+        finally:
+            os._exit(status)  # pylint: disable=protected-access
+    os.close(write_end)
+    chunks = []
+    while True:
+        chunk = os.read(read_end, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_end)
+    dummy, status = os.waitpid(pid, 0)
+    if status != 0 or not chunks:
+        raise EbpfTcError('cannot enter network namespace %s' % netns)
+    report = json.loads(b''.join(chunks).decode())
+    if 'error' in report:
+        raise EbpfTcError('in network namespace %s: %s' % (netns, report['error']))
+    return report['result']
 
 
 def open_netlink(netns=None):
