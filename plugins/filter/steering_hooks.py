@@ -55,22 +55,6 @@ def _fail(path, message):
     raise AnsibleFilterError('%s: %s' % (path, message))
 
 
-def _type_name(value):
-    if value is None:
-        return 'null'
-    if isinstance(value, dict):
-        return 'a mapping'
-    if isinstance(value, (list, tuple)):
-        return 'a list'
-    if isinstance(value, string_types):
-        return 'a string'
-    return type(value).__name__
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _text(value):
     """A plain str (not a YAML/Jinja/unsafe subclass) for what we return."""
     return str(to_text(value))
@@ -93,7 +77,7 @@ def rule_name(prefix, part, suffix=''):
 
 def _mapping(value, path, allowed):
     if not isinstance(value, dict):
-        _fail(path, 'must be a mapping, not %s' % _type_name(value))
+        _fail(path, 'must be a mapping, not %s' % _rules.type_name(value))
     for key in value:
         if key not in allowed:
             _fail('%s.%s' % (path, key), 'unknown key; expected one of %s' % ', '.join(allowed))
@@ -106,9 +90,9 @@ def _list(value, path, allow_scalar=False):
         return []
     if isinstance(value, (list, tuple)):
         return list(value)
-    if allow_scalar and (isinstance(value, string_types) or _is_int(value)):
+    if allow_scalar and (isinstance(value, string_types) or _rules.is_int(value)):
         return [value]
-    _fail(path, 'must be a list, not %s' % _type_name(value))
+    _fail(path, 'must be a list, not %s' % _rules.type_name(value))
 
 
 def _string(value, path, required=True):
@@ -117,7 +101,7 @@ def _string(value, path, required=True):
             _fail(path, 'is required (a non-empty string)')
         return None
     if not isinstance(value, string_types):
-        _fail(path, 'must be a string, not %s' % _type_name(value))
+        _fail(path, 'must be a string, not %s' % _rules.type_name(value))
     return _text(value).strip()
 
 
@@ -147,7 +131,7 @@ def _interfaces(value, path):
 
 def _protocol(value, path):
     """(name used in rule names, value used in the rule) of a protocol name or number."""
-    if _is_int(value):
+    if _rules.is_int(value):
         number = value
     elif isinstance(value, string_types) and value.strip().lower() in _rules.PROTO_NUMBERS:
         name = _text(value).strip().lower()
@@ -165,7 +149,7 @@ def _protocol(value, path):
 
 def _port(value, path):
     """(text used in rule names, value used in the rule) of a port or "lo-hi" range."""
-    if _is_int(value) and 0 <= value <= _rules.MAX_PORT:
+    if _rules.is_int(value) and 0 <= value <= _rules.MAX_PORT:
         return str(value), value
     match = PORT_RE.match(value) if isinstance(value, string_types) else None
     if match:
@@ -386,7 +370,7 @@ def _policy(policy, default_interface, out):
         match = item.get('match')
         if match is not None and not isinstance(match, dict):
             _fail(path + '.match', 'must be a mapping of src, dst, proto, sport, dport, not %s'
-                  % _type_name(match))
+                  % _rules.type_name(match))
         police = {'rate': copy.deepcopy(item['rate'])}
         if item.get('burst') is not None:
             police['burst'] = copy.deepcopy(item['burst'])
@@ -423,7 +407,7 @@ def steering_hooks(hooks, return_paths=None, policy=None, default_interface=''):
     See steering_hooks.yml for the contract; errors are AnsibleFilterError naming the variable path.
     """
     if default_interface is not None and not isinstance(default_interface, string_types):
-        _fail(DEFAULT_IF_VAR, 'must be a string, not %s' % _type_name(default_interface))
+        _fail(DEFAULT_IF_VAR, 'must be a string, not %s' % _rules.type_name(default_interface))
     default_interface = _text(default_interface).strip() if default_interface else ''
     out = _Hooks()
     _explicit(hooks, out)
@@ -438,7 +422,7 @@ def return_path_interfaces(return_paths):
     for index, raw in enumerate(_list(return_paths, RETURN_PATHS_VAR)):
         path = '%s[%d]' % (RETURN_PATHS_VAR, index)
         if not isinstance(raw, dict):
-            _fail(path, 'must be a mapping, not %s' % _type_name(raw))
+            _fail(path, 'must be a mapping, not %s' % _rules.type_name(raw))
         interface = _string(raw.get('interface'), path + '.interface')
         if interface not in out:
             out.append(interface)

@@ -171,7 +171,8 @@ Tables.__doc__ = """One slot's tables, as compile_tables makes them and as read 
 # -- small helpers -------------------------------------------------------------------------------
 
 
-def _is_int(value):
+def is_int(value):
+    """An integer, and not a YAML boolean (bool is an int in Python)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -284,7 +285,7 @@ def validate(rules, default_action='pass', interface_exists=None):
         raise RuleError('must be one of %s, not %r' % (', '.join(DEFAULT_ACTIONS), default_action),
                         field='default_action')
     if not isinstance(rules, (list, tuple)):
-        raise RuleError('must be a list of rules (use [] for none), not %s' % _type_name(rules),
+        raise RuleError('must be a list of rules (use [] for none), not %s' % type_name(rules),
                         field='rules')
     if len(rules) > L.MAX_RULES:
         raise RuleError('%d rules, more than the %d the program holds' % (len(rules), L.MAX_RULES),
@@ -301,7 +302,8 @@ def validate(rules, default_action='pass', interface_exists=None):
     return RuleSet(default_action, tuple(out))
 
 
-def _type_name(value):
+def type_name(value):
+    """How an error message names the YAML type of a value."""
     if value is None:
         return 'null'
     if isinstance(value, dict):
@@ -324,7 +326,7 @@ def _check_keys(value, allowed, label, field):
 def _validate_rule(index, raw, interface_exists):
     label = 'rules[%d]' % index
     if not isinstance(raw, dict):
-        raise RuleError('a rule must be a mapping, not %s' % _type_name(raw), rule=label)
+        raise RuleError('a rule must be a mapping, not %s' % type_name(raw), rule=label)
     name = raw.get('name')
     if name is None:
         raise RuleError('every rule needs a name', rule=label, field='name')
@@ -372,7 +374,7 @@ def _validate_match(match, label):
     if match is None:
         match = {}
     if not isinstance(match, dict):
-        raise RuleError('must be a mapping of src, dst, proto, sport, dport, not %s' % _type_name(match),
+        raise RuleError('must be a mapping of src, dst, proto, sport, dport, not %s' % type_name(match),
                         rule=label, field='match')
     _check_keys(match, MATCH_KEYS, label, 'match')
 
@@ -444,7 +446,7 @@ def _validate_protos(value, label):
     out = set()
     for item in items:
         number = None
-        if _is_int(item):
+        if is_int(item):
             number = item
         elif isinstance(item, str):
             text = item.strip().lower()
@@ -471,7 +473,7 @@ def _validate_ports(value, label, field):
                         rule=label, field=field)
     ranges = []
     for item in items:
-        if _is_int(item):
+        if is_int(item):
             lo = hi = item
         elif isinstance(item, str) and _PORT_RE.match(item.strip()):
             m = _PORT_RE.match(item.strip())
@@ -495,7 +497,7 @@ def _validate_redirect(value, label, interface_exists):
     if value is None:
         raise RuleError('action redirect needs redirect: {interface: NAME}', rule=label, field='redirect')
     if not isinstance(value, dict):
-        raise RuleError('must be a mapping with interface (and optionally via), not %s' % _type_name(value),
+        raise RuleError('must be a mapping with interface (and optionally via), not %s' % type_name(value),
                         rule=label, field='redirect')
     _check_keys(value, REDIRECT_KEYS, label, 'redirect')
     ifname = value.get('interface')
@@ -532,7 +534,7 @@ def _validate_mark(value, label):
         raise RuleError('action mark needs mark: the value for skb->mark (0-0xffffffff)', rule=label,
                         field='mark')
     mark = None
-    if _is_int(value):
+    if is_int(value):
         mark = value
     elif isinstance(value, str):
         try:
@@ -569,7 +571,7 @@ def parse_rate(value):
 
 def parse_burst(value, unit):
     """Burst in units (packets, or bits for a bit rate); ValueError with the reason."""
-    if _is_int(value):
+    if is_int(value):
         number = Fraction(value)
         mult = 1
     elif isinstance(value, str) and _quantity(value) is not None:
@@ -613,7 +615,7 @@ def _validate_police(value, label):
     if value is None:
         raise RuleError('action police needs police: {rate: ...}', rule=label, field='police')
     if not isinstance(value, dict):
-        raise RuleError('must be a mapping with rate (and optionally burst), not %s' % _type_name(value),
+        raise RuleError('must be a mapping with rate (and optionally burst), not %s' % type_name(value),
                         rule=label, field='police')
     _check_keys(value, POLICE_KEYS, label, 'police')
     if value.get('rate') is None:
@@ -737,7 +739,7 @@ def _rule_entry(rule, counter, ifindex_of):
         mark = rule.mark
     elif rule.action == 'redirect':
         ifindex = ifindex_of(rule.redirect.interface)
-        if not _is_int(ifindex) or ifindex <= 0:
+        if not is_int(ifindex) or ifindex <= 0:
             raise RuleError('unknown interface %s' % rule.redirect.interface, rule=rule.name,
                             field='redirect.interface')
         if rule.redirect.via is not None:
