@@ -114,8 +114,8 @@ lint: deps
 # Molecule scenarios (extensions/molecule/): the role on hosts that are network namespaces. Every scenario
 # runs `molecule test` at the same time as the others (their namespaces, pins and files never overlap; molecule's
 # own --workers would share one create/destroy), each logging to .tmp/logs/molecule-<scenario>.log. Whatever
-# the outcome, the sweep removes what a killed run may have left: namespaces and pins named ebtcm-* (every
-# file, the unit included, goes under the scenario's ephemeral directory).
+# the outcome, the sweep removes what a killed run may have left: namespaces and pins named ebtcm-*, and the
+# shared pin parents once empty (every file, the unit included, goes under the scenario's ephemeral directory).
 .PHONY: molecule
 molecule: deps
 	@mkdir -p $(LOGS) $(TMP)/collections/ansible_collections/ebpf
@@ -127,6 +127,7 @@ molecule: deps
 			ip netns del "$$ns" && echo "swept namespace $$ns" || true; \
 		done; \
 		rm -rf /sys/fs/bpf/ebpf_tc/netns/ebtcm-*; \
+		rmdir /sys/fs/bpf/ebpf_tc/netns /sys/fs/bpf/ebpf_tc 2>/dev/null || true; \
 	}; \
 	trap sweep EXIT; \
 	scenarios=$$(cd extensions/molecule && for f in */molecule.yml; do dirname "$$f"; done); \
