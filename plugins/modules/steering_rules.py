@@ -101,11 +101,6 @@ attributes:
     description: Linux targets only (eBPF, TC).
     support: full
     platforms: posix
-requirements:
-  - Linux 5.15 or later, with bpffs mounted at C(/sys/fs/bpf).
-  - pyroute2 0.7 or later (C(python3-pyroute2)) on the target.
-  - libbpf (C(libbpf.so.1), or C(libbpf.so.0) 0.5 or later) on the target.
-  - "Root on the target (C(become: true))."
 notes:
   - Applying without O(confirm_timeout) while a set is pending makes the applied set the confirmed one and
     stops the pending revert.
