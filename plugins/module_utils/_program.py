@@ -294,15 +294,7 @@ def filter_present(interface, direction, netns, pin_dir, object_path, program, p
     Returns a dict: changed, filter (after), before/after (for diff), prog_id, tag, maps (MapPlan as dict),
     clsact_added.
     """
-    try:
-        return _filter_present(interface, direction, netns, pin_dir, object_path, program, priority, handle,
-                               check_mode)
-    except _tc.NetlinkError as err:
-        raise EbpfTcError('netlink request on %s failed: %s' % (interface, err))
-
-
-def _filter_present(interface, direction, netns, pin_dir, object_path, program, priority, handle, check_mode):
-    with _tc.open_netlink(netns) as ipr:
+    with _tc.open_netlink(netns, interface) as ipr:
         index = _tc.ifindex(ipr, interface)
         current = _tc.filter_at(ipr, index, direction, priority, handle)
         if current is not None and not _tc.is_owned(current):
@@ -345,14 +337,7 @@ def filter_absent(interface, direction, netns, pin_dir, program, priority, handl
     A foreign filter at priority/handle, or one of ours for another program than `program` (when given),
     is an error and stays.
     """
-    try:
-        return _filter_absent(interface, direction, netns, pin_dir, program, priority, handle, unpin, check_mode)
-    except _tc.NetlinkError as err:
-        raise EbpfTcError('netlink request on %s failed: %s' % (interface, err))
-
-
-def _filter_absent(interface, direction, netns, pin_dir, program, priority, handle, unpin, check_mode):
-    with _tc.open_netlink(netns) as ipr:
+    with _tc.open_netlink(netns, interface) as ipr:
         index = _tc.ifindex(ipr, interface)
         current = _tc.filter_at(ipr, index, direction, priority, handle)
         if current is not None and not _tc.is_owned(current):

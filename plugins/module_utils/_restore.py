@@ -233,30 +233,27 @@ def _check_host(state):
         raise StateError('netns', 'network namespace %s does not exist (no %s)'
                          % (netns, os.path.join(_tc.NETNS_DIR, netns)))
     rulesets = []
-    try:
-        with _tc.open_netlink(netns) as ipr:
-            names = _steering.InterfaceNames(ipr)
-            for index, hook in enumerate(state['hooks']):
-                field = 'hooks[%d]' % index
-                if not names.exists(hook['interface']):
-                    raise StateError(field + '.interface', 'interface %s does not exist%s'
-                                     % (hook['interface'], _where(netns)))
-                current = _tc.filter_at(ipr, names.ifindex(hook['interface']), hook['direction'],
-                                        state['priority'], state['handle'])
-                if current is not None and not _tc.is_owned(current):
-                    raise StateError(field, '%s on %s is a filter this collection did not attach: not replacing '
-                                     'it (choose another ebpf_tc_priority/ebpf_tc_handle, or remove it)'
-                                     % (_tc.describe_filter(current, hook['direction']), hook['interface']))
-                try:
-                    rulesets.append(validate(hook['rules'], hook['default_action'], interface_exists=names.exists))
-                except RuleError as err:
-                    raise StateError('%s (%s %s)' % (field, hook['interface'], hook['direction']), str(err))
-            for index, name in enumerate(state['rp_filter_loose']):
-                if not names.exists(name):
-                    raise StateError('rp_filter_loose[%d]' % index, 'interface %s does not exist%s'
-                                     % (name, _where(netns)))
-    except _tc.NetlinkError as err:
-        raise EbpfTcError('netlink request%s failed: %s' % (_where(netns), err))
+    with _tc.open_netlink(netns) as ipr:
+        names = _steering.InterfaceNames(ipr)
+        for index, hook in enumerate(state['hooks']):
+            field = 'hooks[%d]' % index
+            if not names.exists(hook['interface']):
+                raise StateError(field + '.interface', 'interface %s does not exist%s'
+                                 % (hook['interface'], _where(netns)))
+            current = _tc.filter_at(ipr, names.ifindex(hook['interface']), hook['direction'],
+                                    state['priority'], state['handle'])
+            if current is not None and not _tc.is_owned(current):
+                raise StateError(field, '%s on %s is a filter this collection did not attach: not replacing '
+                                 'it (choose another ebpf_tc_priority/ebpf_tc_handle, or remove it)'
+                                 % (_tc.describe_filter(current, hook['direction']), hook['interface']))
+            try:
+                rulesets.append(validate(hook['rules'], hook['default_action'], interface_exists=names.exists))
+            except RuleError as err:
+                raise StateError('%s (%s %s)' % (field, hook['interface'], hook['direction']), str(err))
+        for index, name in enumerate(state['rp_filter_loose']):
+            if not names.exists(name):
+                raise StateError('rp_filter_loose[%d]' % index, 'interface %s does not exist%s'
+                                 % (name, _where(netns)))
     if state['hooks']:
         # opens, verifies and loads the object once with nothing pinned: a missing file, a missing
         # program or a verifier rejection fails here, before any hook changes

@@ -142,8 +142,28 @@ def run_in_netns(netns, func):
     return report['result']
 
 
-def open_netlink(netns=None):
-    """An rtnetlink socket (pyroute2 IPRoute) in `netns` (a name under /run/netns) or in the current one.
+class _Netlink(object):
+    """`with open_netlink(...) as ipr`: yields the IPRoute, closes it, and turns a netlink request that
+    failed inside the block into an EbpfTcError saying what it was about."""
+
+    def __init__(self, ipr, about):
+        self.ipr = ipr
+        self.about = about
+
+    def __enter__(self):
+        return self.ipr
+
+    def __exit__(self, kind, err, traceback_):
+        self.ipr.close()
+        if kind is not None and issubclass(kind, NetlinkError):
+            raise EbpfTcError('netlink request%s failed: %s' % (self.about, err))
+        return False
+
+
+def open_netlink(netns=None, interface=None):
+    """An rtnetlink socket (pyroute2 IPRoute) in `netns` (a name under /run/netns) or in the current one,
+    for use as a context manager. A failed request in the block is an EbpfTcError naming `interface` (or
+    the namespace).
 
     Never creates a namespace. The socket is made in this process: this thread enters the namespace, opens
     the socket (a socket stays in the namespace it was made in) and comes back. pyroute2's NetNS would
@@ -151,8 +171,9 @@ def open_netlink(netns=None):
     opened after that (TCA_BPF_FD would be EBADF there).
     """
     require_pyroute2()
+    about = ' on %s' % interface if interface else (' in network namespace %s' % netns if netns else '')
     if netns is None:
-        return IPRoute()
+        return _Netlink(IPRoute(), about)
     path = os.path.join(NETNS_DIR, netns)
     if not os.path.exists(path):
         raise EbpfTcError('network namespace %s does not exist (no %s)' % (netns, path))
@@ -166,7 +187,7 @@ def open_netlink(netns=None):
         finally:
             os.close(target)
         try:
-            return IPRoute()
+            return _Netlink(IPRoute(), about)
         finally:
             _setns(own)     # if this fails the process is lost in the namespace: let it raise
     finally:
@@ -296,14 +317,7 @@ def clsact_state(interface, netns, state, force=False, check_mode=False):
     """Ensure the clsact qdisc present or absent. Removal refuses (EbpfTcError naming them) while filters
     this collection did not attach sit on either hook, unless force. Returns changed, before, after,
     removed_filters."""
-    try:
-        return _clsact_state(interface, netns, state, force, check_mode)
-    except NetlinkError as err:
-        raise EbpfTcError('netlink request on %s failed: %s' % (interface, err))
-
-
-def _clsact_state(interface, netns, state, force, check_mode):
-    with open_netlink(netns) as ipr:
+    with open_netlink(netns, interface) as ipr:
         index = ifindex(ipr, interface)
         before = hook_view(ipr, index)
         removed = []
