@@ -360,3 +360,23 @@ def test_bad_inventory_fails_before_any_change(host, overrides, named):
     msg = failure_message(host.role(**overrides))
     assert named in msg
     assert host.snapshot() == pristine
+
+
+def test_hook_taken_out_of_inventory_is_detached(host):
+    """A hook an earlier run attached goes, with its pins, when the inventory no longer lists it (a rollback
+    to an older rule set relies on it); the other hooks and the foreign filter stay."""
+    assert_ok(host.role())
+    assert [f for f in host.filters('eth1', 'ingress') if 'ebpf_tc:steering' in f]
+    res = assert_ok(host.role(ebpf_tc_hooks=[]))
+    assert res['changed'] > 0
+    assert not [f for f in host.filters('eth1', 'ingress') if 'ebpf_tc:steering' in f]
+    assert [f for f in host.filters('eth1', 'ingress') if 'other_tool' in f]       # not ours: stays
+    assert not os.path.exists(os.path.join(host.pin_root, 'eth1', 'ingress'))
+    assert host.applied_rules()['eth1/ingress'] == (None, None)
+    assert host.applied_rules()['eth0/egress'][1]                                  # still steering
+    with open(os.path.join(host.config_dir, 'created.json')) as src:
+        assert [(h['interface'], h['direction']) for h in json.load(src)['hooks']] == [('eth0', 'egress')]
+    assert_unchanged(host.role(ebpf_tc_hooks=[]))
+    # removal still finds eth0's hook, from the inventory and from created.json
+    assert_ok(host.role(ebpf_tc_state='absent', ebpf_tc_hooks=[]))
+    assert host.files() == [] and not os.path.exists(host.pin_root)
