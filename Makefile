@@ -5,7 +5,7 @@
 #   make test     pytest (unit, dataplane, integration; no skips) + ansible-test sanity + ansible-lint
 #                 + the molecule scenarios of the role
 #   make molecule the role's molecule scenarios (extensions/molecule/)
-#   make demo     the dataplane demonstration
+#   make demo     the fleet lab: the broken return path, ebpf.tc.rollout, the fixed path, per-rule counters
 #   make clean    remove build and test debris (keeps .venv; `make distclean` removes it too)
 
 SHELL := /bin/bash
@@ -40,7 +40,7 @@ VENV_STAMP := $(VENV)/.requirements-dev.stamp
 export PATH := $(VENV)/bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help deps apt-deps venv bpffs bpf pytest sanity lint test demo build clean distclean
+.PHONY: help deps apt-deps venv bpffs bpf pytest sanity lint test demo demo-down build clean distclean
 
 help:
 	@sed -n '3,10s/^# \{0,1\}//p' $(ROOT)/Makefile
@@ -156,8 +156,19 @@ test: deps
 	cat $(LOGS)/summary; \
 	exit $$rc
 
+# The fleet lab (tools/fleetlab.py) in $(DEMO_DIR): NODES=4 nodes over real SSH; KEEP=1 leaves it up at the end
+# (then `make demo-down` removes it). The collection is used in place, through the same link as the tests.
+DEMO_DIR ?= $(TMP)/demo-lab
+NODES ?= 4
+KEEP ?=
+
 demo: deps
-	cd $(ROOT) && $(VENV)/bin/python scripts/demo_dataplane.py
+	@mkdir -p $(TMP)/collections/ansible_collections/ebpf
+	@[ -L $(TMP)/collections/ansible_collections/ebpf/tc ] || ln -s $(ROOT) $(TMP)/collections/ansible_collections/ebpf/tc
+	cd $(ROOT) && NODES=$(NODES) KEEP=$(KEEP) $(VENV)/bin/python scripts/demo.py --dir $(DEMO_DIR)
+
+demo-down:
+	cd $(ROOT) && $(VENV)/bin/python tools/fleetlab.py down --dir $(DEMO_DIR)
 
 # The Galaxy artifact, to check what build_ignore leaves in it.
 build: venv
