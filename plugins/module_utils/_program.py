@@ -97,14 +97,17 @@ def load_and_pin(object_path, program, pin_dir):
 def remove_pins(pin_dir, root=PIN_ROOT):
     """Remove pin_dir with everything pinned in it (pins unlink like files), then its parents while
     empty, up to and excluding `root`. A missing pin_dir is fine."""
-    if os.path.isdir(pin_dir):
-        for name in os.listdir(pin_dir):
-            path = os.path.join(pin_dir, name)
-            if os.path.isdir(path):
-                remove_pins(path, root)
+    def remove_tree(path):
+        for name in os.listdir(path):
+            inner = os.path.join(path, name)
+            if os.path.isdir(inner):
+                remove_tree(inner)
             else:
-                os.unlink(path)
-        os.rmdir(pin_dir)
+                os.unlink(inner)
+        os.rmdir(path)
+
+    if os.path.isdir(pin_dir):
+        remove_tree(pin_dir)
     parent = os.path.dirname(pin_dir)
     while parent.startswith(root + os.sep) and os.path.isdir(parent) and not os.listdir(parent):
         os.rmdir(parent)
