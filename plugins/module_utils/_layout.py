@@ -82,7 +82,7 @@ U32_SIZE = _U32.size                      # 4
 LPM_KEY_SIZE = _LPM_KEY.size              # 21
 SET_HEADER_SIZE = _SET_HEADER.size        # 24
 RULE_SIZE = _RULE.size                    # 96
-CLASS_BITS_SIZE = NWORDS * 8              # 512
+CLASS_BITS_SIZE = NWORDS * 8 + 8          # 520: the rule words, then the candidate word
 RULE_STATS_SIZE = _RULE_STATS.size        # 24
 PROTO_STATS_SIZE = _PROTO_STATS.size      # 16
 POLICE_STATE_SIZE = _POLICE_STATE.size    # 24
@@ -206,14 +206,15 @@ def unpack_rule(data):
 
 # -- class bit vectors ---------------------------------------------------------------------------
 
-def pack_bits(bits):
-    """A class bit vector: bit r of word r // 64 is bit r of `bits`.
+def pack_bits(value):
+    """A class value: bit r of word r // 64 is bit r of `value` (rule r), and bit MAX_RULES + w is bit w of
+    the candidate word that follows the NWORDS rule words (docs/dataplane.md, "The classifier").
 
     Little-endian u64 words of little-endian bits are exactly the little-endian bytes of the integer.
     """
-    if bits < 0 or bits >> MAX_RULES:
-        raise ValueError('class bit vector out of range (rules 0-%d)' % (MAX_RULES - 1))
-    return bits.to_bytes(CLASS_BITS_SIZE, 'little')
+    if value < 0 or value >> (MAX_RULES + 64):
+        raise ValueError('class value out of range (rules 0-%d and a candidate word)' % (MAX_RULES - 1))
+    return value.to_bytes(CLASS_BITS_SIZE, 'little')
 
 
 def unpack_bits(data):

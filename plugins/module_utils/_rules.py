@@ -166,7 +166,8 @@ Tables.__doc__ = """One slot's tables, as compile_tables makes them and as read 
 
 `header` SetHeader; `src_prefixes`/`dst_prefixes` dict LPM key bytes -> class id (this slot's keys);
 `proto_class` 256 class ids; `sport_class`/`dport_class` PORT_INDEXES class ids (NO_PORT last);
-`class_bits` dict class id -> int (bit r = rule r); `rules` list of RuleEntry."""
+`class_bits` dict class id -> int (bit r = rule r; bit MAX_RULES + w = candidate word w); `rules` list of
+RuleEntry."""
 
 # -- small helpers -------------------------------------------------------------------------------
 
@@ -641,21 +642,62 @@ def _validate_police(value, label):
 # -- compilation ---------------------------------------------------------------------------------
 
 
-class _ClassPool:
-    """Class ids of one slot, shared by all five fields: one id per distinct bit vector.
+# The field each rule is designated on: the first it specifies, in this order (the most selective first);
+# a rule that specifies none is designated on proto, where it is in every class.
+DESIGNATED_ORDER = ('dst', 'src', 'dport', 'sport', 'proto')
+_WORD = (1 << 64) - 1
 
+
+def designated_rules(rules):
+    """Per field, the bits of the rules designated on it (see DESIGNATED_ORDER)."""
+    out = dict((name, 0) for name in DESIGNATED_ORDER)
+    for index, rule in enumerate(rules):
+        name = next((n for n in DESIGNATED_ORDER if getattr(rule, n) is not None), 'proto')
+        out[name] |= 1 << index
+    return out
+
+
+def candidate_word(bits):
+    """Bit w set when word w (rules 64w to 64w+63) of `bits` is not empty."""
+    word = 0
+    index = 0
+    while bits:
+        if bits & _WORD:
+            word |= 1 << index
+        bits >>= 64
+        index += 1
+    return word
+
+
+class _ClassPool:
+    """Class ids of one slot, shared by all five fields: one id per distinct class value.
+
+    A class value is the class's rule bit vector with its candidate word above it (bit MAX_RULES + w):
+    word w holds a rule of the class that is designated on the field. A rule matching a packet matches it
+    on its designated field, so the words of all the packet's matches are among the OR of its five
+    classes' candidate words: the program scans only those (docs/dataplane.md, "The classifier").
     Ids are given in order of first use, so the same rule set always compiles to the same tables.
     """
 
-    def __init__(self):
+    def __init__(self, designated):
         self.ids = {}
+        self.designated = designated
+        self._values = {}
 
-    def __call__(self, bits):
-        cid = self.ids.get(bits)
-        if cid is None:
-            cid = len(self.ids)
-            self.ids[bits] = cid
-        return cid
+    def field(self, name):
+        """The class-id function of one field: bits -> id."""
+        mine = self.designated[name]
+
+        def class_id(bits):
+            value = self._values.get((name, bits))
+            if value is None:
+                value = self._values[(name, bits)] = bits | candidate_word(bits & mine) << L.MAX_RULES
+            cid = self.ids.get(value)
+            if cid is None:
+                cid = len(self.ids)
+                self.ids[value] = cid
+            return cid
+        return class_id
 
 
 def _compile_prefixes(rules, attr, slot, pool):
@@ -771,19 +813,19 @@ def compile_tables(ruleset, slot, counters, ifindex_of):
         raise ValueError('%d counters for %d rules' % (len(counters), nrules))
     if len(set(counters)) != nrules or any(not 0 <= c < L.COUNTER_SLOTS for c in counters):
         raise ValueError('counter indexes must be distinct and within 0-%d' % (L.COUNTER_SLOTS - 1))
-    pool = _ClassPool()
-    src = _compile_prefixes(rules, 'src', slot, pool)
-    dst = _compile_prefixes(rules, 'dst', slot, pool)
-    protos = _compile_protos(rules, pool)
-    sports = _compile_ports(rules, 'sport', pool)
-    dports = _compile_ports(rules, 'dport', pool)
+    pool = _ClassPool(designated_rules(rules))
+    src = _compile_prefixes(rules, 'src', slot, pool.field('src'))
+    dst = _compile_prefixes(rules, 'dst', slot, pool.field('dst'))
+    protos = _compile_protos(rules, pool.field('proto'))
+    sports = _compile_ports(rules, 'sport', pool.field('sport'))
+    dports = _compile_ports(rules, 'dport', pool.field('dport'))
     if len(pool.ids) > L.MAX_CLASSES:
         raise RuleError('the rule set needs %d distinct match classes, more than the MAX_CLASSES=%d the '
                         'program holds (fewer distinct prefixes or port ranges would need fewer)'
                         % (len(pool.ids), L.MAX_CLASSES), field='rules')
     entries = [_rule_entry(rule, counter, ifindex_of) for rule, counter in zip(rules, counters)]
     header = L.SetHeader(slot, nrules, (nrules + 63) // 64, ACTION_CODES[ruleset.default_action], 0)
-    class_bits = dict((cid, bits) for bits, cid in pool.ids.items())
+    class_bits = dict((cid, value) for value, cid in pool.ids.items())
     return Tables(header, src, dst, protos, sports, dports, class_bits, entries)
 
 

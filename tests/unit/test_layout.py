@@ -33,7 +33,7 @@ def test_struct_sizes_match_the_document():
     assert L.LPM_KEY_SIZE == 21
     assert L.SET_HEADER_SIZE == 24
     assert L.RULE_SIZE == 96
-    assert L.CLASS_BITS_SIZE == 512
+    assert L.CLASS_BITS_SIZE == 520
     assert L.RULE_STATS_SIZE == 24
     assert L.PROTO_STATS_SIZE == 16
     assert L.POLICE_STATE_SIZE == 24
@@ -64,7 +64,7 @@ def test_constants_match_the_bpf_source():
 def test_map_specs_cover_every_map():
     names = [getattr(L, n) for n in dir(L) if n.startswith('MAP_') and n != 'MAP_SPECS']
     assert sorted(names) == sorted(L.MAP_SPECS)
-    assert L.MAP_SPECS[L.MAP_CLASS_BITS] == ('array', 4, 512, 16384)
+    assert L.MAP_SPECS[L.MAP_CLASS_BITS] == ('array', 4, 520, 16384)
     assert L.MAP_SPECS[L.MAP_RULE_STATS][3] == L.COUNTER_SLOTS + 1
 
 
@@ -148,25 +148,26 @@ def test_rule_short_nh_addr_is_padded_and_long_name_refused():
 
 
 def test_bits_layout():
-    assert L.pack_bits(0) == b'\0' * 512
-    data = L.pack_bits(1 << 0 | 1 << 63 | 1 << 64 | 1 << 4095)
-    words = struct.unpack('<64Q', data)
+    assert L.pack_bits(0) == b'\0' * 520
+    data = L.pack_bits(1 << 0 | 1 << 63 | 1 << 64 | 1 << 4095 | 0b101 << 4096)
+    words = struct.unpack('<65Q', data)
     assert words[0] == 1 | 1 << 63
     assert words[1] == 1
     assert words[63] == 1 << 63
     assert all(w == 0 for w in words[2:63])
+    assert words[64] == 0b101  # the candidate word follows the 64 rule words
     with pytest.raises(ValueError):
-        L.pack_bits(1 << 4096)
+        L.pack_bits(1 << (4096 + 64))
     with pytest.raises(ValueError):
         L.pack_bits(-1)
 
 
-@given(st.integers(0, (1 << 4096) - 1))
+@given(st.integers(0, (1 << (4096 + 64)) - 1))
 def test_bits_round_trip(bits):
     data = L.pack_bits(bits)
-    assert len(data) == 512
+    assert len(data) == 520
     assert L.unpack_bits(data) == bits
-    words = struct.unpack('<64Q', data)
+    words = struct.unpack('<65Q', data)
     assert sum(w << (64 * i) for i, w in enumerate(words)) == bits
 
 

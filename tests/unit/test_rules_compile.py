@@ -234,10 +234,19 @@ class TableEvaluator:
         words = (1 << (64 * t.header.nwords)) - 1
         for c in cids:
             words &= t.class_bits[c]
-        if not words:
-            return None
-        index = (words & -words).bit_length() - 1
-        return index if index < t.header.nrules else None
+        first = (words & -words).bit_length() - 1 if words else None
+        first = first if first is not None and first < t.header.nrules else None
+        # the program scans only the candidate words (the OR of the five classes' cand): same answer
+        cand = 0
+        for c in cids:
+            cand |= t.class_bits[c] >> L.MAX_RULES
+        scanned = 0
+        for w in range(t.header.nwords):
+            if cand >> w & 1:
+                scanned |= ((1 << 64) - 1) << (64 * w)
+        hits = words & scanned
+        assert ((hits & -hits).bit_length() - 1 if hits else None) == first
+        return first
 
 
 def in_ranges(ranges, port):
@@ -283,7 +292,9 @@ def check_table_shapes(tables, ruleset):
     used = set(tables.proto_class) | set(tables.sport_class) | set(tables.dport_class) | \
         set(tables.src_prefixes.values()) | set(tables.dst_prefixes.values())
     assert used == set(tables.class_bits)
-    assert all(0 <= bits < 1 << n for bits in tables.class_bits.values())
+    rule_mask = (1 << L.MAX_RULES) - 1
+    assert all(0 <= value & rule_mask < 1 << n for value in tables.class_bits.values())
+    assert all(value >> L.MAX_RULES < 1 << tables.header.nwords for value in tables.class_bits.values())
     for entries in (tables.src_prefixes, tables.dst_prefixes):
         parsed = [L.parse_lpm_key(k) for k in entries]
         assert all(key[0] == tables.header.slot for key in parsed)
@@ -396,9 +407,11 @@ def test_class_ids_are_shared_across_fields_and_deterministic():
     a, b = compile_rs(rs), compile_rs(rs)
     assert a == b
     # a rule set where every field has the "everyone" vector: one class for all of them
+    # (a rule specifying no field is designated on proto: its proto class also has candidate word 0)
     t = compile_rs(R.validate([{'name': 'x', 'action': 'drop'}]))
-    assert t.class_bits == {0: 1}
-    assert set(t.proto_class) == set(t.sport_class) == set(t.src_prefixes.values()) == {0}
+    assert t.class_bits == {0: 1, 1: 1 | 1 << L.MAX_RULES}
+    assert set(t.sport_class) == set(t.src_prefixes.values()) == {0}
+    assert set(t.proto_class) == {1}
 
 
 def test_slot_only_changes_keys():
@@ -464,19 +477,23 @@ def test_prefix_limit():
 
 
 def test_class_limit():
-    # sport ranges [i, 65535] give the 4096 "rules 0..p" vectors, dport ranges [0, i] the 4096
-    # "rules p..4095" ones; they share the full vector, the empty NO_PORT vector is the 8192nd.
-    rules = [{'name': 'r%d' % i, 'match': {'proto': 'tcp', 'sport': '%d-65535' % i, 'dport': '0-%d' % i},
+    # sport ranges [i, 65535] give the 4096 "rules 0..p" classes (the last is the full vector, as on
+    # proto tcp and the address roots, none with candidate words: every rule is designated on dport);
+    # dport ranges [1, max(i, 1)] give the 4094 "rules p..4095" classes for ports 2..4095, with candidate
+    # words, and port 1's; ports 0 and above 4095 share the empty vector with NO_PORT: 8192 classes.
+    rules = [{'name': 'r%d' % i, 'match': {'proto': 'tcp', 'sport': '%d-65535' % i, 'dport': '1-%d' % max(i, 1)},
               'action': 'drop'} for i in range(L.MAX_RULES)]
     rs = R.validate(rules)
     t = compile_rs(rs)
     assert len(t.class_bits) == L.MAX_CLASSES
     assert decode(t) == rs
-    rules[5]['match']['src'] = '10.0.0.0/8'  # the src root now lacks rule 5: a new vector
+    # the src root now lacks rule 5 (a new vector), and 10.0.0.0/8 holds it with its candidate word (rule 5
+    # is now designated on src)
+    rules[5]['match']['src'] = '10.0.0.0/8'
     with pytest.raises(RuleError) as info:
         compile_rs(R.validate(rules))
     assert info.value.field == 'rules' and 'MAX_CLASSES=8192' in str(info.value)
-    assert 'needs 8193' in str(info.value)
+    assert 'needs 8194' in str(info.value)
 
 
 def test_big_mixed_set_round_trips():
