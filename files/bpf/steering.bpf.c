@@ -156,11 +156,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dst_prefixes SEC(".maps");
 
+/*
+ * The slotted arrays are mmapable: user space reads and writes whole tables (two 65,537-entry port arrays)
+ * as memory instead of one syscall per entry. Only the unused slot is ever written.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * 256);
 	__type(key, __u32);
 	__type(value, __u32);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } proto_class SEC(".maps");
 
@@ -169,6 +174,7 @@ struct {
 	__uint(max_entries, 2 * PORT_INDEXES);
 	__type(key, __u32);
 	__type(value, __u32);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sport_class SEC(".maps");
 
@@ -177,6 +183,7 @@ struct {
 	__uint(max_entries, 2 * PORT_INDEXES);
 	__type(key, __u32);
 	__type(value, __u32);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dport_class SEC(".maps");
 
@@ -185,6 +192,7 @@ struct {
 	__uint(max_entries, 2 * MAX_CLASSES);
 	__type(key, __u32);
 	__type(value, struct class_bits);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } class_bits SEC(".maps");
 
@@ -193,6 +201,7 @@ struct {
 	__uint(max_entries, 2 * MAX_RULES);
 	__type(key, __u32);
 	__type(value, struct rule);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rules SEC(".maps");
 

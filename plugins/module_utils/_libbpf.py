@@ -21,6 +21,7 @@ __metaclass__ = type
 import collections
 import ctypes
 import errno as _errno
+import mmap
 import os
 import platform
 import re
@@ -35,6 +36,7 @@ BPF_F_LOCK = 4
 
 BPF_F_NO_PREALLOC = 1
 BPF_F_INNER_MAP = 0x1000
+BPF_F_MMAPABLE = 0x400
 
 BPF_MAP_TYPE_HASH = 1
 BPF_MAP_TYPE_ARRAY = 2
@@ -567,6 +569,7 @@ class Map:
         self._fd = fd
         self._owned = owned
         self._info = None
+        self._mmap = None
 
     @classmethod
     def from_pin(cls, path):
@@ -594,6 +597,9 @@ class Map:
         self.close()
 
     def close(self):
+        if self._mmap is not None:
+            self._mmap.close()
+            self._mmap = None
         if self._fd is not None and self._owned:
             os.close(self._fd)
         self._fd = None
@@ -609,6 +615,24 @@ class Map:
         if self._info is None:
             self._info = map_info(self.fd)
         return self._info
+
+    @property
+    def stride(self):
+        """Bytes between two values of an mmapped array: the value size rounded up to 8."""
+        return (self.info.value_size + 7) // 8 * 8
+
+    def values_mmap(self):
+        """The values of an array map created with BPF_F_MMAPABLE, mapped shared and writable (value i at
+        ``i * stride``): reads and writes of whole tables become memory copies instead of a syscall (and a
+        Python object) per entry. The kernel's program sees writes at once. Unmapped on close()."""
+        if self._mmap is None:
+            info = self.info
+            if info.type != BPF_MAP_TYPE_ARRAY or not info.flags & BPF_F_MMAPABLE:
+                raise LibbpfError('map %s is not an mmapable array (BPF_F_MMAPABLE)' % info.name,
+                                  errno=_errno.EINVAL)
+            self._mmap = mmap.mmap(self.fd, self.stride * info.max_entries, mmap.MAP_SHARED,
+                                   mmap.PROT_READ | mmap.PROT_WRITE)
+        return self._mmap
 
     @property
     def is_percpu(self):

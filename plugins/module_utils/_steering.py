@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import struct
 import time
 from collections import namedtuple
 
@@ -94,21 +95,21 @@ class SteeringMaps:
                     out[key] = L.unpack_u32(value)
             return out
 
-        def array(name, first, count):
-            return [L.unpack_u32(v) for v in self._lookup_range(self[name], first, count)]
-
-        proto_class = array(L.MAP_PROTO_CLASS, L.proto_index(slot, 0), 256)
-        sport_class = array(L.MAP_SPORT_CLASS, L.port_index(slot, 0), L.PORT_INDEXES)
-        dport_class = array(L.MAP_DPORT_CLASS, L.port_index(slot, 0), L.PORT_INDEXES)
-        rules = [L.unpack_rule(v)
-                 for v in self._lookup_range(self[L.MAP_RULES], L.rule_index(slot, 0), header.nrules)]
+        proto_class = self._read_u32s(L.MAP_PROTO_CLASS, L.proto_index(slot, 0), 256)
+        sport_class = self._read_u32s(L.MAP_SPORT_CLASS, L.port_index(slot, 0), L.PORT_INDEXES)
+        dport_class = self._read_u32s(L.MAP_DPORT_CLASS, L.port_index(slot, 0), L.PORT_INDEXES)
+        rules = [L.unpack_rule(v) for v in self._read_values(L.MAP_RULES, L.rule_index(slot, 0), header.nrules)]
         src = prefixes(L.MAP_SRC_PREFIXES)
         dst = prefixes(L.MAP_DST_PREFIXES)
         used = set(proto_class) | set(sport_class) | set(dport_class) | set(src.values()) | set(dst.values())
+        if any(cls >= L.MAX_CLASSES for cls in used):
+            raise EbpfTcError('the tables at %s name class ids beyond %d' % (self.pin_dir, L.MAX_CLASSES - 1))
+        values = self[L.MAP_CLASS_BITS].values_mmap()
+        stride = self[L.MAP_CLASS_BITS].stride
         class_bits = {}
         for cls in sorted(used):
-            value = self[L.MAP_CLASS_BITS].lookup(L.pack_u32(L.class_index(slot, cls)))
-            class_bits[cls] = L.unpack_bits(value)
+            offset = L.class_index(slot, cls) * stride
+            class_bits[cls] = L.unpack_bits(values[offset:offset + L.CLASS_BITS_SIZE])
         return Tables(header=header, src_prefixes=src, dst_prefixes=dst, proto_class=proto_class,
                       sport_class=sport_class, dport_class=dport_class, class_bits=class_bits, rules=rules)
 
@@ -128,7 +129,7 @@ class SteeringMaps:
         out = {}
         if header is None:
             return out
-        entries = self._lookup_range(self[L.MAP_RULES], L.rule_index(header.slot, 0), header.nrules)
+        entries = self._read_values(L.MAP_RULES, L.rule_index(header.slot, 0), header.nrules)
         for value in entries:
             rule = L.unpack_rule(value)
             out[rule.name] = self._rule_stats(rule.counter)
@@ -153,20 +154,32 @@ class SteeringMaps:
         packets, nbytes, drops = L.unpack_rule_stats(self[L.MAP_RULE_STATS].lookup_percpu(L.pack_u32(counter)))
         return {'packets': packets, 'bytes': nbytes, 'drops': drops}
 
-    @staticmethod
-    def _lookup_range(bpf_map, first, count):
-        """Values of array entries first..first+count-1.
+    # The slotted arrays are mmapable (steering.bpf.c): whole tables are read and written as memory.
 
-        A few entries (a rule set's rules) one syscall each; a large range (a port table) by reading the
-        whole array in batches, which is far cheaper than 65537 single lookups.
-        """
-        if count <= 1024:
-            values = [bpf_map.lookup(L.pack_u32(index)) for index in range(first, first + count)]
-        else:
-            values = [value for dummy, value in bpf_map.lookup_batch()][first:first + count]  # keys 0, 1, 2...
-        if len(values) < count or None in values:
-            raise EbpfTcError('map %s lacks entries %d..%d' % (bpf_map.info.name, first, first + count - 1))
-        return values
+    def _read_values(self, name, first, count):
+        """Values (bytes) of array entries first..first+count-1."""
+        bpf_map = self[name]
+        stride, size = bpf_map.stride, bpf_map.info.value_size
+        data = bpf_map.values_mmap()[first * stride:(first + count) * stride]
+        return [data[i * stride:i * stride + size] for i in range(count)]
+
+    def _read_u32s(self, name, first, count):
+        """u32 values of array entries first..first+count-1 (each in an 8-byte stride, the rest zero)."""
+        bpf_map = self[name]
+        data = bpf_map.values_mmap()[first * bpf_map.stride:(first + count) * bpf_map.stride]
+        return list(struct.unpack('<%dQ' % count, data))
+
+    def _write_values(self, name, first, values):
+        """Write array entries first.. from `values` (bytes of the value size each), in one copy."""
+        bpf_map = self[name]
+        stride, size = bpf_map.stride, bpf_map.info.value_size
+        pad = b'\0' * (stride - size)
+        bpf_map.values_mmap()[first * stride:(first + len(values)) * stride] = b''.join(v + pad for v in values)
+
+    def _write_u32s(self, name, first, values):
+        bpf_map = self[name]
+        bpf_map.values_mmap()[first * bpf_map.stride:(first + len(values)) * bpf_map.stride] = \
+            struct.pack('<%dQ' % len(values), *values)
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -253,18 +266,16 @@ class SteeringMaps:
             for key, cls in sorted(entries.items()):
                 trie.update(key, L.pack_u32(cls))
 
-        def write_array(name, first, values):
-            keys = [L.pack_u32(first + i) for i in range(len(values))]
-            self[name].update_batch(keys, values)
-
-        write_array(L.MAP_PROTO_CLASS, L.proto_index(slot, 0), [L.pack_u32(c) for c in tables.proto_class])
-        write_array(L.MAP_SPORT_CLASS, L.port_index(slot, 0), [L.pack_u32(c) for c in tables.sport_class])
-        write_array(L.MAP_DPORT_CLASS, L.port_index(slot, 0), [L.pack_u32(c) for c in tables.dport_class])
+        self._write_u32s(L.MAP_PROTO_CLASS, L.proto_index(slot, 0), tables.proto_class)
+        self._write_u32s(L.MAP_SPORT_CLASS, L.port_index(slot, 0), tables.sport_class)
+        self._write_u32s(L.MAP_DPORT_CLASS, L.port_index(slot, 0), tables.dport_class)
+        # class ids are dense from 0 (compile_tables): one copy for all of them
         classes = sorted(tables.class_bits)
-        self[L.MAP_CLASS_BITS].update_batch([L.pack_u32(L.class_index(slot, c)) for c in classes],
-                                            [L.pack_bits(tables.class_bits[c]) for c in classes])
+        if classes != list(range(len(classes))):
+            raise ValueError('class ids must be dense from 0')
+        self._write_values(L.MAP_CLASS_BITS, L.class_index(slot, 0), [L.pack_bits(tables.class_bits[c]) for c in classes])
         if tables.rules:
-            write_array(L.MAP_RULES, L.rule_index(slot, 0), [L.pack_rule(r) for r in tables.rules])
+            self._write_values(L.MAP_RULES, L.rule_index(slot, 0), [L.pack_rule(r) for r in tables.rules])
 
     def _switch(self, header):
         """Publish `header` in a fresh inner map: the one atomic step of an update.
