@@ -6,6 +6,7 @@
 #                 + the molecule scenarios of the role
 #   make molecule the role's molecule scenarios (extensions/molecule/)
 #   make demo     the fleet lab: the broken return path, ebpf.tc.rollout, the fixed path, per-rule counters
+#   make bench    the benchmarks (benchmarks/README.md): per-packet cost, throughput, control plane
 #   make clean    remove build and test debris (keeps .venv; `make distclean` removes it too)
 
 SHELL := /bin/bash
@@ -43,7 +44,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help deps apt-deps venv bpffs bpf pytest sanity lint test demo demo-down build clean distclean
 
 help:
-	@sed -n '3,10s/^# \{0,1\}//p' $(ROOT)/Makefile
+	@sed -n '3,11s/^# \{0,1\}//p' $(ROOT)/Makefile
 
 deps: apt-deps venv bpffs
 
@@ -169,6 +170,22 @@ demo: deps
 
 demo-down:
 	cd $(ROOT) && $(VENV)/bin/python tools/fleetlab.py down --dir $(DEMO_DIR)
+
+# Benchmarks (benchmarks/README.md), never part of `make test`: results in benchmarks/results/.
+# BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS='--quick'` or `BENCH_ARGS='--only dataplane'`.
+BENCH_APT_PACKAGES := iperf3 iptables nftables
+BENCH_STAMP := $(VENV)/.requirements-bench.stamp
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: deps $(BENCH_STAMP)
+	@$(MAKE) --no-print-directory apt-deps APT_PACKAGES='$(BENCH_APT_PACKAGES)'
+	cd $(ROOT) && $(VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
+
+$(BENCH_STAMP): $(ROOT)/benchmarks/requirements.txt $(VENV_STAMP)
+	$(VENV)/bin/python -m pip install -q -r $(ROOT)/benchmarks/requirements.txt
+	$(VENV)/bin/python -m pip check
+	@touch $@
 
 # The Galaxy artifact, to check what build_ignore leaves in it.
 build: venv

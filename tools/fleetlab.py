@@ -594,14 +594,15 @@ class FleetLab:
                                           str(wait)]), timeout=timeout + wait + 60)
         return json.loads(res.stdout)
 
-    def probe(self, port=SERVICE_PORT, timeout=1.0):
+    def probe(self, port=SERVICE_PORT, timeout=1.0, retry_for=0):
         """TCP connects from the client to every node's service addresses, all at once: [{node, address,
-        family, ok}]."""
+        family, ok}]. With retry_for, a failed connect is tried again until that many seconds have passed
+        (right after a change the first SYN-ACK may wait for the neighbour to be resolved)."""
         if not self.is_up():
             raise LabError('no lab is up in %s' % self.directory)
         results = [{'node': node['name'], 'address': node['service_' + family[-2:]], 'family': family}
                    for node in self.state['nodes'] for family in ('ipv4', 'ipv6')]
-        oks = self._connect('client', [[result['address'], port] for result in results], timeout, 0)
+        oks = self._connect('client', [[result['address'], port] for result in results], timeout, retry_for)
         for result, ok in zip(results, oks):
             result['ok'] = ok
         return results

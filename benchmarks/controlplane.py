@@ -1,0 +1,154 @@
+"""Part 3: the control plane. How long operators wait, measured the way they run it.
+
+1. Applying a 1,000-rule set with ``ebpf.tc.steering_rules`` through ansible-playbook (local connection,
+   in a namespace of ours): the module's own time per task, as Ansible sees it from task start to result,
+   for changed sets (two different 1,000-rule sets, alternately) and for no-op re-applies; beside it the
+   in-process ``SteeringMaps.apply`` (what the module spends on the maps, without Python start-up and
+   AnsiballZ).
+2. The role ``ebpf.tc.steering`` on 1, 10 and 50 hosts of the fleet lab (tools/fleetlab.py, real SSH):
+   wall time of the converge and of the idempotent re-run (which must report changed=0 on every host), with
+   forks = the number of hosts, at most EBPF_TC_BENCH_FORKS (default 50).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import common
+import rulegen
+
+from nslab import Lab
+from fleetlab import FleetLab
+
+from ansible_collections.ebpf.tc.plugins.module_utils import _program
+from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps
+
+COLLECTIONS = os.path.join(common.ROOT, '.tmp', 'collections')
+CALLBACKS = os.path.join(common.BENCH, 'callback_plugins')
+VENV_BIN = os.path.dirname(sys.executable)
+RULES = 1000
+
+
+def ansible_env(**extra):
+    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
+               ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1', ANSIBLE_PIPELINING='1',
+               ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_CALLBACK_PLUGINS=CALLBACKS,
+               ANSIBLE_CALLBACKS_ENABLED='task_times')
+    env.update(extra)
+    return env
+
+
+def recap(output):
+    return {host: {k: int(v) for k, v in re.findall(r'(\w+)=(\d+)', counts)}
+            for host, counts in re.findall(r'^(\S+)\s+:\s+(ok=.*)$', output, re.M)}
+
+
+def module_apply(repeats):
+    """steering_rules applying 1,000-rule sets: per-task seconds, changed and no-op, plus in-process apply."""
+    sets = [rulegen.rules(RULES, seed=seed) for seed in (1, 2)]
+    tasks = []
+    for i in range(repeats):
+        for rules in (sets[i % 2], sets[i % 2]):       # a change, then the same set again (a no-op)
+            tasks.append({'name': 'apply', 'ebpf.tc.steering_rules': {
+                'interface': 'eth0', 'netns': '{{ bench_ns }}', 'rules': rules}})
+    with Lab(prefix='%s-cp-%s' % (common.NS_PREFIX, uuid.uuid4().hex[:4])) as lab, \
+            tempfile.TemporaryDirectory(prefix='ebpf-tc-bench-') as tmp:
+        node, peer = lab.ns('node'), lab.ns('peer')
+        lab.veth(node, 'eth0', peer, 'eth0')
+        pin_dir = _program.default_pin_dir('eth0', 'egress', netns=node)
+        try:
+            _program.filter_present('eth0', 'egress', node, pin_dir, common.STEERING_OBJECT, 'steering',
+                                    priority=10, handle=1)
+            playbook = os.path.join(tmp, 'play.yml')
+            with open(playbook, 'w') as out:
+                json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}], out)  # JSON is YAML
+            times = os.path.join(tmp, 'times.jsonl')
+            proc = subprocess.run(
+                ['ansible-playbook', '-i', 'localhost,', '-c', 'local', '-e', 'bench_ns=%s' % node,
+                 '-e', 'ansible_python_interpreter=%s' % sys.executable, playbook],
+                env=ansible_env(EBPF_TC_BENCH_TIMES=times), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                text=True, timeout=1800, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError('the steering_rules play failed:\n%s' % proc.stdout[-3000:])
+            with open(times) as src:
+                results = [json.loads(line) for line in src]
+            changed = [r['seconds'] for r in results if r['changed']]
+            noop = [r['seconds'] for r in results if not r['changed']]
+            if len(changed) != repeats or len(noop) != repeats:
+                raise RuntimeError('expected %d changed and %d no-op applies, got %d and %d'
+                                   % (repeats, repeats, len(changed), len(noop)))
+            inproc = []
+            with SteeringMaps(pin_dir) as maps:
+                for i in range(repeats):
+                    ruleset = rulegen.ruleset(RULES, seed=1 + i % 2)
+                    t0 = time.perf_counter()
+                    maps.apply(ruleset, ifindex_of=lambda name: 1, ifname_of=str)
+                    inproc.append(time.perf_counter() - t0)
+        finally:
+            _program.remove_pins(pin_dir)
+    return {'rules': RULES, 'module_changed_s': common.spread(changed), 'module_noop_s': common.spread(noop),
+            'in_process_apply_s': common.spread(inproc), 'samples': {'changed': changed, 'noop': noop}}
+
+
+def fleet(sizes, max_forks):
+    """The role's converge and idempotent re-run on lab fleets of each size; wall seconds."""
+    out = []
+    for size in sizes:
+        forks = min(size, max_forks)
+        directory = os.path.join(common.BUILD, 'lab-%d' % size)
+        with FleetLab(directory) as lab, tempfile.TemporaryDirectory(prefix='ebpf-tc-bench-') as tmp:
+            lab.up(nodes=size, name='bench%d' % size)
+            playbook = os.path.join(tmp, 'role.yml')
+            with open(playbook, 'w') as out_file:
+                json.dump([{'hosts': 'nodes', 'gather_facts': False, 'roles': ['ebpf.tc.steering']}], out_file)
+            row = {'hosts': size, 'forks': forks}
+            for run in ('converge', 'rerun'):
+                t0 = time.monotonic()
+                proc = subprocess.run(lab.ctl_argv(['ansible-playbook', '-i', lab.inventory, '-f', str(forks),
+                                                    playbook]),
+                                      env=ansible_env(ANSIBLE_CALLBACKS_ENABLED=''), stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, timeout=3600, check=False)
+                row['%s_s' % run] = time.monotonic() - t0
+                counts = recap(proc.stdout)
+                if proc.returncode != 0 or len(counts) != size:
+                    raise RuntimeError('the role failed on the %d-host lab:\n%s' % (size, proc.stdout[-3000:]))
+                row['%s_changed_hosts' % run] = sum(1 for c in counts.values() if c['changed'])
+            if row['rerun_changed_hosts']:
+                raise RuntimeError('the re-run changed %d hosts' % row['rerun_changed_hosts'])
+            if not all(r['ok'] for r in lab.probe(retry_for=10)):
+                raise RuntimeError('the role converged but some service address is unreachable')
+            common.log('role on %d hosts (forks %d): converge %.1f s, re-run %.1f s'
+                       % (size, forks, row['converge_s'], row['rerun_s']))
+            out.append(row)
+    return out
+
+
+def measure(quick=False):
+    sizes = [1, 4] if quick else [1, 10, 50]
+    started = time.monotonic()
+    apply = module_apply(repeats=2 if quick else 5)
+    common.log('steering_rules, %d rules: changed %.2f s, no-op %.2f s (median); in-process apply %.2f s'
+               % (RULES, apply['module_changed_s']['median'], apply['module_noop_s']['median'],
+                  apply['in_process_apply_s']['median']))
+    max_forks = int(os.environ.get('EBPF_TC_BENCH_FORKS', '50'))
+    fleets = fleet(sizes, max_forks=max_forks)
+    rerun_50 = [row for row in fleets if row['hosts'] == 50]
+    return {
+        'part': 'controlplane',
+        'machine': common.machine_info(),
+        'parameters': {'rules': RULES, 'fleet_sizes': sizes, 'max_forks': max_forks, 'pipelining': True},
+        'steering_rules_apply': apply,
+        'role_fleet': fleets,
+        'targets': {
+            'apply_1000_rules_under_1s': {'target_s': 1.0, 'measured_s': apply['module_changed_s']['median'],
+                                          'met': apply['module_changed_s']['median'] < 1.0},
+            'rerun_50_hosts_under_60s': ({'target_s': 60.0, 'measured_s': rerun_50[0]['rerun_s'],
+                                          'met': rerun_50[0]['rerun_s'] < 60.0} if rerun_50 else None),
+        },
+        'seconds': time.monotonic() - started,
+    }

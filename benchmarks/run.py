@@ -1,0 +1,106 @@
+"""Run the ebpf.tc benchmarks (benchmarks/README.md). Root, bpffs mounted; `make bench` prepares both.
+
+    benchmarks/run.py                       every part, full length (about 10 minutes)
+    benchmarks/run.py --quick               a smoke run (about a minute); results go to .tmp/bench/results
+    benchmarks/run.py --only dataplane,throughput
+    benchmarks/run.py --plot-only           redraw the plot from results/dataplane.json
+
+Parts: dataplane (per-packet cost, BPF_PROG_TEST_RUN), throughput (veth + iperf3 against nftables,
+iptables, tc flower), controlplane (filled by the control-plane part). Each writes
+<out>/<part>.json; the dataplane part also draws <out>/cost_vs_rules.png.
+"""
+
+import argparse
+import importlib
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+PARTS = ('dataplane', 'throughput', 'controlplane')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
+    parser.add_argument('--only', default=','.join(PARTS),
+                        help='comma-separated parts to run (default: all of %s)' % ', '.join(PARTS))
+    parser.add_argument('--quick', action='store_true',
+                        help='a short smoke run; unless --out is given, results go to .tmp/bench/results so '
+                             'that the committed numbers are not overwritten by a quick run')
+    parser.add_argument('--out', default=None, help='directory for the JSON files and the plot '
+                                                    '(default: benchmarks/results)')
+    parser.add_argument('--plot-only', action='store_true', help='only redraw the plot from <out>/dataplane.json')
+    args = parser.parse_args(argv)
+    args.parts = [p.strip() for p in args.only.split(',') if p.strip()]
+    unknown = [p for p in args.parts if p not in PARTS]
+    if unknown:
+        parser.error('unknown part(s) %s; choose from %s' % (', '.join(unknown), ', '.join(PARTS)))
+    if args.out is None:
+        args.out = os.path.join(common.BUILD, 'results') if args.quick else common.RESULTS
+    return args
+
+
+def draw(out):
+    data = common.read_result('dataplane', out)
+    if data is None:
+        common.log('no dataplane.json in %s: nothing to plot' % out)
+        return None
+    try:
+        import plot
+        path = plot.plot(data, os.path.join(out, 'cost_vs_rules.png'))
+    except ImportError as err:
+        common.log('cannot plot (%s): install benchmarks/requirements.txt (make bench does)' % err)
+        return None
+    common.log('wrote %s' % path)
+    return path
+
+
+def summary_line(part, data):
+    if part == 'dataplane':
+        t = data.get('targets', {})
+        bits = []
+        for name, v in t.items():
+            bits.append('%s: worst %.2f (%.2f net of the test-run loop; target %.1f) %s' % (
+                name, v['worst'], v['worst_net'], v['target'], 'met' if v['met'] else 'MISSED'))
+        return '; '.join(bits)
+    if part == 'throughput':
+        bits = []
+        for test, v in data.get('targets', {}).items():
+            bits.append('%s: %.3f of no filter (%s), ahead of %s: %s' % (
+                test, v['ratio_to_none'], 'met' if v['met_95_percent'] else 'MISSED',
+                ', '.join('%s %.3f' % kv for kv in v['peers'].items()), 'yes' if v['ahead_of_peers'] else 'NO'))
+        return '; '.join(bits)
+    return ''
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit('the benchmarks need root (bpf(2), network namespaces)')
+    if args.plot_only:
+        return 0 if draw(args.out) else 1
+    started = time.monotonic()
+    status = 0
+    for part in args.parts:
+        common.log('== %s%s' % (part, ' (quick)' if args.quick else ''))
+        module = importlib.import_module(part)
+        t0 = time.monotonic()
+        try:
+            data = module.measure(quick=args.quick)
+        except NotImplementedError as err:
+            data = {'part': part, 'machine': common.machine_info(), 'status': 'not implemented', 'reason': str(err)}
+        data['quick'] = args.quick
+        data['part_seconds'] = time.monotonic() - t0
+        path = common.write_result(part, data, args.out)
+        common.log('wrote %s (%.0f s)%s' % (path, data['part_seconds'],
+                                            (': ' + summary_line(part, data)) if summary_line(part, data) else ''))
+        if part == 'dataplane':
+            draw(args.out)
+    common.log('total %.0f s' % (time.monotonic() - started))
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())
