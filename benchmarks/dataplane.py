@@ -16,7 +16,6 @@ so that the machine's noise spreads evenly over pairs. The result per pair is th
 
 import os
 import random
-import shutil
 import struct
 import time
 import uuid
@@ -25,6 +24,7 @@ import common
 import rulegen
 from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
 from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf as libbpf
+from ansible_collections.ebpf.tc.plugins.module_utils import _program
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps
 
 RULE_COUNTS = (1, 10, 100, 1000, 4096)
@@ -192,12 +192,8 @@ def measure(quick=False, rule_counts=RULE_COUNTS):
     finally:
         for p in loaded:
             p.close()
-        if os.path.isdir(run_dir):
-            shutil.rmtree(run_dir)
-        try:
-            os.rmdir(common.PIN_BASE)
-        except OSError:
-            pass
+        # the run's pins, then common.PIN_BASE too once nothing else is in it
+        _program.remove_pins(run_dir, root=_program.BPFFS)
 
     return summarize(params, samples, checks, programs, rulesets, elapsed, rule_counts)
 

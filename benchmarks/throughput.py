@@ -45,6 +45,8 @@ import model
 import rulegen
 from nslab import Lab
 
+from ansible_collections.ebpf.tc.plugins.module_utils import _program
+
 SYSTEMS = ('none', 'tc-bpf-floor', 'ebpf-tc', 'nftables', 'iptables', 'iptables-legacy', 'tc-flower')
 PEERS = ('nftables', 'iptables', 'iptables-legacy', 'tc-flower')
 FULL = {'rounds': 8, 'tcp_seconds': 2, 'tcp_omit': 1, 'udp_seconds': 2, 'udp_payload': 64, 'rules': 1000}
@@ -307,7 +309,6 @@ class Pair:
     # -- installing the filters --
 
     def _install_floor(self, pin_root):
-        from ansible_collections.ebpf.tc.plugins.module_utils import _program
         import dataplane
         self.program = dataplane.FLOOR_PROGRAM
         self.pin_dir = os.path.join(pin_root, self.sender, IFNAME, 'egress')
@@ -315,7 +316,6 @@ class Pair:
                                 self.program, priority=10, handle=1)
 
     def _install_ebpf(self, pin_root):
-        from ansible_collections.ebpf.tc.plugins.module_utils import _program
         from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps
         self.pin_dir = os.path.join(pin_root, self.sender, IFNAME, 'egress')
         _program.filter_present(IFNAME, 'egress', self.sender, self.pin_dir, common.STEERING_OBJECT, 'steering',
@@ -545,12 +545,8 @@ def measure(quick=False, systems=SYSTEMS):
                        if system in pairs)
     finally:
         lab.close()
-        if os.path.isdir(pin_root):
-            shutil.rmtree(pin_root)
-        try:
-            os.rmdir(common.PIN_BASE)
-        except OSError:
-            pass
+        # the run's pins, then common.PIN_BASE too once nothing else is in it
+        _program.remove_pins(pin_root, root=_program.BPFFS)
     elapsed = time.monotonic() - started
     result = summarize(params, ruleset, samples, checks, unavailable, rule_counts, elapsed)
     result['bpf_in_path'] = in_path
