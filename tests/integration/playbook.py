@@ -44,8 +44,13 @@ class PlayResult:
         return 'PlayResult(rc=%d, %s)\n%s' % (self.rc, tasks, self.output[-3000:])
 
 
-def run_play(tasks, check=False, diff=False, extra_vars=None, hosts='localhost', inventory=None, timeout=300):
-    """Run `tasks` (a list of task dicts) in one play; returns a PlayResult (never raises on failure)."""
+def run_play(tasks, check=False, diff=False, extra_vars=None, hosts='localhost', inventory=None, timeout=300,
+             collections_path=COLLECTIONS, verbosity=0):
+    """Run `tasks` (a list of task dicts) in one play; returns a PlayResult (never raises on failure).
+
+    collections_path: where Ansible looks for collections (the only place: the source tree's link by
+    default, an installed copy in test_install).
+    """
     with tempfile.TemporaryDirectory(prefix='ebpf-tc-play-') as tmp:
         play = [{'name': 'ebpf.tc test play', 'hosts': hosts, 'gather_facts': False, 'tasks': tasks}]
         playbook = os.path.join(tmp, 'play.yml')
@@ -57,7 +62,7 @@ def run_play(tasks, check=False, diff=False, extra_vars=None, hosts='localhost',
                 out.write('localhost ansible_connection=local ansible_python_interpreter=%s\n' % sys.executable)
         results = os.path.join(tmp, 'results.jsonl')
         env = dict(os.environ,
-                   ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
+                   ANSIBLE_COLLECTIONS_PATH=collections_path,
                    ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, 'callback_plugins'),
                    ANSIBLE_CALLBACKS_ENABLED='record_results',
                    ANSIBLE_LOCAL_TEMP=os.path.join(tmp, 'local'),
@@ -71,6 +76,8 @@ def run_play(tasks, check=False, diff=False, extra_vars=None, hosts='localhost',
             argv.append('--diff')
         if extra_vars:
             argv += ['-e', json.dumps(extra_vars)]
+        if verbosity:
+            argv.append('-' + 'v' * verbosity)
         proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=timeout, check=False)
         tasks = []
