@@ -23,24 +23,20 @@ import common
 import rulegen
 
 from nslab import Lab
-from fleetlab import FleetLab
+from fleetlab import FleetLab, ansible_env as lab_ansible_env
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _program
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps
 
-COLLECTIONS = os.path.join(common.ROOT, '.tmp', 'collections')
 CALLBACKS = os.path.join(common.BENCH, 'callback_plugins')
-VENV_BIN = os.path.dirname(sys.executable)
 RULES = 1000
 
 
 def ansible_env(**extra):
-    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
-               ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1', ANSIBLE_PIPELINING='1',
-               ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_CALLBACK_PLUGINS=CALLBACKS,
-               ANSIBLE_CALLBACKS_ENABLED='task_times')
-    env.update(extra)
-    return env
+    """The lab's Ansible environment with the per-task timing callback."""
+    settings = dict(ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_CALLBACKS_ENABLED='task_times')
+    settings.update(extra)
+    return lab_ansible_env(**settings)
 
 
 def recap(output):

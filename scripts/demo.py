@@ -17,24 +17,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
-from fleetlab import FleetLab  # noqa: E402
-
-VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
-COLLECTIONS = os.path.join(ROOT, '.tmp', 'collections')
-
-
-def ansible_env():
-    env = dict(os.environ)
-    env.update({
-        'PATH': VENV_BIN + os.pathsep + env.get('PATH', ''),
-        'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS,
-        'ANSIBLE_NOCOLOR': '1',
-        'ANSIBLE_PIPELINING': '1',
-        'ANSIBLE_FORKS': '50',
-        'ANSIBLE_LOCALHOST_WARNING': '0',
-        'ANSIBLE_DISPLAY_SKIPPED_HOSTS': '0',   # the role's skipped tasks would bury the rest
-    })
-    return env
+from fleetlab import FleetLab, ansible_env  # noqa: E402
 
 
 def banner(text):
@@ -69,7 +52,8 @@ def main():
     parser.add_argument('--keep', action='store_true', default=os.environ.get('KEEP') == '1',
                         help='leave the lab up at the end (KEEP=1 from make)')
     args = parser.parse_args()
-    env = ansible_env()
+    # the role's skipped tasks would bury the rest
+    env = ansible_env(ANSIBLE_FORKS='50', ANSIBLE_DISPLAY_SKIPPED_HOSTS='0')
     lab = FleetLab(args.dir, log=lambda message: print('  ' + message, flush=True))
     started = time.time()
     banner('Building the lab: %d nodes, routers gw and sec, a client three hops away (%s)' % (args.nodes, args.dir))

@@ -36,6 +36,9 @@ from nslab import run as _nslab_run  # noqa: E402  pylint: disable=wrong-import-
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DIR = os.path.join(ROOT, '.tmp', 'lab')
+VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
+# the link to this tree as ansible_collections/ebpf/tc that the Makefile and tests/conftest.py create
+COLLECTIONS = os.path.join(ROOT, '.tmp', 'collections')
 POLICY_EXAMPLE = os.path.join(ROOT, 'roles', 'steering', 'examples', 'group_vars', 'all.yml')
 MAX_NODES = 200           # node i gets x.y.z.(10+i) addresses
 SERVICE_PORT = 8080
@@ -148,6 +151,16 @@ def run(*argv, **kw):
         raise LabError('%s failed (%d): %s' % (' '.join(argv), exc.returncode, (exc.stderr or '').strip()))
     except subprocess.TimeoutExpired:
         raise LabError('%s took more than %ss' % (' '.join(argv), kw.get('timeout', 30)))
+
+
+def ansible_env(**overrides):
+    """The environment to run Ansible against a lab with the collection used in place: the project's venv
+    first on PATH, the source tree as ebpf.tc, pipelining (one SSH round trip per task), no colour."""
+    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
+               ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1', ANSIBLE_PIPELINING='1',
+               ANSIBLE_LOCALHOST_WARNING='0')
+    env.update(overrides)
+    return env
 
 
 def netns_exists(name):

@@ -31,10 +31,8 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
-from fleetlab import FleetLab  # noqa: E402  pylint: disable=wrong-import-position
+from fleetlab import FleetLab, ansible_env  # noqa: E402  pylint: disable=wrong-import-position
 
-COLLECTIONS = os.path.join(ROOT, '.tmp', 'collections')
-VENV_BIN = os.path.dirname(sys.executable)
 NODES = ['node1', 'node2', 'node3', 'node4']
 
 pytestmark = [pytest.mark.root,
@@ -83,10 +81,7 @@ def rollout(lab, tmp_path, inventory=None, serial=None, options=()):
     if serial is not None:
         argv += ['-e', json.dumps({'ebpf_tc_rollout_serial': serial})]
     argv += list(options)
-    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
-               ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1', ANSIBLE_PIPELINING='1',
-               ANSIBLE_FORKS='10', ANSIBLE_LOCALHOST_WARNING='0')
-    proc = subprocess.run(lab.ctl_argv(argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.run(lab.ctl_argv(argv), env=ansible_env(ANSIBLE_FORKS='10'), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=900, check=False)
     recap = {}
     for host, counts in re.findall(r'^(\S+)\s+:\s+(ok=.*)$', proc.stdout, re.M):
