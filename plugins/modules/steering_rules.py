@@ -26,7 +26,7 @@ description:
   - The program must already be attached and pinned at O(pin_dir) (by M(ebpf.tc.bpf_filter) with
     C(files/bpf/steering.bpf.o) and program C(steering)).
   - With O(confirm_timeout) the new set is a trial that reverts to the previous set by itself unless a
-    later run confirms it with O(confirm=true) (commit-confirm, like M(ansible.builtin.iptables_state)).
+    later run confirms it with O(confirm=true) (commit-confirm, like M(community.general.iptables_state)).
 author:
   - ebpf.tc contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -46,8 +46,9 @@ options:
         (C(rate) like C(100pps) or C(10mbit), optionally C(burst)).'
       - Redirect interfaces must exist in O(netns) (or the current namespace); they are stored by ifindex
         and read back by name.
-      - The schema, and how a field given several ways is made canonical, is described in the collection's
-        C(docs/dataplane.md).
+      - The schema is described in R(the rules guide,ansible_collections.ebpf.tc.docsite.rules), and how a
+        field given several ways is made canonical in
+        R(the dataplane guide,ansible_collections.ebpf.tc.docsite.dataplane.schema_choices).
     type: list
     elements: dict
   default_action:
@@ -109,7 +110,7 @@ notes:
 seealso:
   - module: ebpf.tc.bpf_filter
   - module: ebpf.tc.tc_info
-  - module: ansible.builtin.iptables_state
+  - module: community.general.iptables_state
 '''
 
 EXAMPLES = r'''
@@ -117,13 +118,18 @@ EXAMPLES = r'''
   ebpf.tc.steering_rules:
     interface: eth0
     rules:
-      - name: vip-return-eth1
-        match:
-          src: [198.51.100.10/32, "2001:db8:100::10/128"]
+      - name: vip-return-eth1-v4
+        match: {src: 198.51.100.10/32}
         action: redirect
         redirect:
           interface: eth1
           via: 203.0.113.1
+      - name: vip-return-eth1-v6  # a next hop is of one family: one rule per family
+        match: {src: "2001:db8:100::10/128"}
+        action: redirect
+        redirect:
+          interface: eth1
+          via: "2001:db8:1::1"
       - name: no-ping
         match: {proto: icmp}
         action: drop

@@ -35,3 +35,19 @@ def test_module_doc_renders(module):
     assert doc['examples'].strip() and doc['return']
     text = ansible_doc('ebpf.tc.' + module)
     assert 'EXAMPLES' in text and 'RETURN VALUES' in text
+
+
+def test_steering_rules_examples_are_valid_rule_sets():
+    """Every rule set in the module's EXAMPLES passes the validator the module runs."""
+    from ansible_collections.ebpf.tc.plugins.module_utils import _rules
+    from ansible_collections.ebpf.tc.plugins.modules import steering_rules
+
+    import yaml
+    tasks = yaml.safe_load(steering_rules.EXAMPLES)
+    checked = 0
+    for task in tasks:
+        args = task['ebpf.tc.steering_rules']
+        if 'rules' in args:
+            _rules.validate(args['rules'], args.get('default_action', 'pass'))
+            checked += 1
+    assert checked >= 3
