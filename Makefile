@@ -3,7 +3,8 @@
 #   make deps     Debian packages, the pinned .venv, bpffs mounted
 #   make bpf      rebuild files/bpf/steering.bpf.o from its source (files/bpf/build.sh)
 #   make test     pytest (unit, dataplane, integration; no skips) + ansible-test sanity + ansible-lint
-#                 + the molecule scenarios of the role
+#                 + the docs lint and site build (make docs-lint, make docs) + the molecule scenarios
+#   make docs     the docs site (antsibull-docs: plugin and role docs + docs/docsite guides) in .tmp/docs
 #   make molecule the role's molecule scenarios (extensions/molecule/)
 #   make demo     the fleet lab: the broken return path, ebpf.tc.rollout, the fixed path, per-rule counters
 #   make bench    the benchmarks (benchmarks/README.md): per-packet cost, throughput, control plane
@@ -41,10 +42,10 @@ VENV_STAMP := $(VENV)/.requirements-dev.stamp
 export PATH := $(VENV)/bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help deps apt-deps venv bpffs bpf pytest sanity lint test demo demo-down build clean distclean
+.PHONY: help deps apt-deps venv bpffs bpf pytest sanity lint docs docs-lint test demo demo-down build clean distclean
 
 help:
-	@sed -n '3,11s/^# \{0,1\}//p' $(ROOT)/Makefile
+	@sed -n '3,12s/^# \{0,1\}//p' $(ROOT)/Makefile
 
 deps: apt-deps venv bpffs
 
@@ -144,10 +145,46 @@ molecule: deps
 	done; \
 	exit $$rc
 
+# The docs site: antsibull-docs renders the modules', role's and filters' own documentation plus the guides
+# of docs/docsite/ (extra-docs.yml, links.yml) to RST, Sphinx makes HTML of it. sphinx-init's conf.py maps
+# docs.ansible.com and docs.python.org for intersphinx, which an offline machine cannot fetch (each fetch
+# fails or waits for its timeout, then warns): the build drops the intersphinx extension instead. Then the only
+# warnings that are not about our docs are references the generated pages make to the Ansible docsite and
+# to other collections (undefined labels outside ansible_collections.ebpf.tc.*), which intersphinx would
+# have resolved; every other warning - a broken reference or bad RST of ours - fails the build.
+DOCS_DIR := $(TMP)/docs
+DOCS_EXTENSIONS := sphinx.ext.autodoc,sphinx_antsibull_ext
+
+docs: deps
+	@mkdir -p $(TMP)/collections/ansible_collections/ebpf
+	@[ -L $(TMP)/collections/ansible_collections/ebpf/tc ] || ln -s $(ROOT) $(TMP)/collections/ansible_collections/ebpf/tc
+	@# antsibull-docs refuses a destination others can write to; a fresh one each time keeps no stale page
+	@rm -rf $(DOCS_DIR) && mkdir -p -m 0755 $(DOCS_DIR) && mkdir -m 0755 $(DOCS_DIR)/rst
+	cd $(DOCS_DIR) && ANSIBLE_COLLECTIONS_PATH=$(TMP)/collections antsibull-docs sphinx-init --use-current \
+		--squash-hierarchy --fail-on-error --dest-dir . --project ebpf.tc --copyright 'ebpf.tc contributors' \
+		--title ebpf.tc ebpf.tc >/dev/null
+	cd $(DOCS_DIR) && ANSIBLE_COLLECTIONS_PATH=$(TMP)/collections antsibull-docs --config-file antsibull-docs.cfg \
+		collection --use-current --squash-hierarchy --fail-on-error --cleanup everything --dest-dir rst ebpf.tc
+	@# stderr repeats warnings.log (where the filter below looks), so it is shown only when Sphinx fails
+	cd $(DOCS_DIR) && sphinx-build -M html rst build -c . -q --keep-going -D extensions=$(DOCS_EXTENSIONS) \
+		-w warnings.log 2>sphinx.log || { cat sphinx.log; exit 1; }
+	@! grep -vP "WARNING: undefined label: '(?!ansible_collections\.ebpf\.tc\.)[^']*' \[ref\.ref\]$$" \
+		$(DOCS_DIR)/warnings.log || { echo "docs: warnings above ($(DOCS_DIR)/warnings.log)" >&2; exit 1; }
+	@echo "docs: $(DOCS_DIR)/build/html/index.html"
+
+# The docs lint, fast and offline: the plugin and role docs (schema, markup, references, rstcheck of the RST
+# they generate), the guides (rstcheck, label prefixes, extra-docs.yml, references to collection objects),
+# links.yml, and the changelog fragments. References to ebpf.tc and ansible.builtin are checked; those to
+# collections we do not depend on (community.general) cannot be, and are accepted.
+docs-lint: deps
+	cd $(ROOT) && antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs \
+		--validate-collection-refs dependent .
+	cd $(ROOT) && antsibull-changelog lint
+
 # Runs every step even when one fails, then prints one line per step and exits non-zero on any failure.
 test: deps
 	@mkdir -p $(LOGS); : > $(LOGS)/summary; rc=0; \
-	for step in pytest sanity lint molecule; do \
+	for step in pytest sanity lint docs-lint docs molecule; do \
 		start=$$(date +%s); \
 		if $(MAKE) --no-print-directory $$step; then res=ok; else res=FAILED; rc=1; fi; \
 		echo "$$step: $$res ($$(( $$(date +%s) - start ))s)" >> $(LOGS)/summary; \

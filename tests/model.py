@@ -2,7 +2,7 @@
 # Copyright (c) ebpf.tc contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Reference model of the steering dataplane (docs/dataplane.md), the oracle of the dataplane tests.
+"""Reference model of the steering dataplane (docs/docsite/rst/dataplane.rst), the oracle of the dataplane tests.
 
 Written from the document only, and deliberately naive: frames are parsed byte by byte, rules are
 tried one after the other (first match wins), addresses are compared with ``ipaddress``. Nothing here
@@ -56,7 +56,7 @@ def _packet(kind, length, family=None, src=None, dst=None, proto=None, sport=Non
 
 
 def parse(frame):
-    """Parse a raw Ethernet frame as docs/dataplane.md "Parse" says."""
+    """Parse a raw Ethernet frame as docs/docsite/rst/dataplane.rst "Parse" says."""
     frame = bytes(frame)
     n = len(frame)
     if n < 14:
@@ -175,7 +175,7 @@ def police_params(police):
     unit, rate = parse_rate(police['rate'])
     burst = int(police['burst'])
     depth = burst * NS if unit == 'packets' else burst * 8 * NS
-    return Police(unit, rate, depth, -(-depth // rate))  # max_idle rounded up (dataplane.md)
+    return Police(unit, rate, depth, -(-depth // rate))  # max_idle rounded up (dataplane.rst)
 
 
 def _networks(values):
@@ -296,7 +296,7 @@ or None when the program leaves it alone. redirect: (interface, via) or None. co
 
 
 class Policer:
-    """One rule's token bucket, exactly as docs/dataplane.md's integer arithmetic says."""
+    """One rule's token bucket, exactly as docs/docsite/rst/dataplane.rst's integer arithmetic says."""
 
     def __init__(self):
         self.tokens = 0

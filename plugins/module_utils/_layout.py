@@ -2,7 +2,7 @@
 # Copyright (c) ebpf.tc contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The steering program's map layout, mirrored from docs/dataplane.md (and files/bpf/steering.bpf.c).
+"""The steering program's map layout, mirrored from docs/docsite/rst/dataplane.rst (and files/bpf/steering.bpf.c).
 
 This is the private ABI between the BPF program and the Python rule compiler: every constant, key and
 value format lives here and nowhere else, so a layout change is one edit here plus one in the C source.
@@ -208,7 +208,7 @@ def unpack_rule(data):
 
 def pack_bits(value):
     """A class value: bit r of word r // 64 is bit r of `value` (rule r), and bit MAX_RULES + w is bit w of
-    the candidate word that follows the NWORDS rule words (docs/dataplane.md, "The classifier").
+    the candidate word that follows the NWORDS rule words (docs/docsite/rst/dataplane.rst, "The classifier").
 
     Little-endian u64 words of little-endian bits are exactly the little-endian bytes of the integer.
     """

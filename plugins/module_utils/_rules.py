@@ -10,7 +10,7 @@ Three pure steps, no I/O:
   ``RuleSet``, refusing bad input with a ``RuleError`` that names the rule and the field. Canonical
   means that two inputs with the same meaning (written differently) give equal RuleSets, so a rule set
   read back from the maps compares equal to the one asked for and an unchanged set is not re-applied.
-- ``compile_tables`` turns a RuleSet into the class tables of docs/dataplane.md for one slot.
+- ``compile_tables`` turns a RuleSet into the class tables of docs/docsite/rst/dataplane.rst for one slot.
 - ``decode_tables`` rebuilds the RuleSet from the tables alone: the maps are the only source of truth
   about what is applied, and ``decode_tables(compile_tables(rs)) == rs``.
 """
@@ -675,7 +675,7 @@ class _ClassPool:
     A class value is the class's rule bit vector with its candidate word above it (bit MAX_RULES + w):
     word w holds a rule of the class that is designated on the field. A rule matching a packet matches it
     on its designated field, so the words of all the packet's matches are among the OR of its five
-    classes' candidate words: the program scans only those (docs/dataplane.md, "The classifier").
+    classes' candidate words: the program scans only those (docs/docsite/rst/dataplane.rst, "The classifier").
     Ids are given in order of first use, so the same rule set always compiles to the same tables.
     """
 
@@ -798,7 +798,7 @@ def _rule_entry(rule, counter, ifindex_of):
 
 
 def compile_tables(ruleset, slot, counters, ifindex_of):
-    """The tables of `ruleset` in `slot`, classifying exactly as docs/dataplane.md says.
+    """The tables of `ruleset` in `slot`, classifying exactly as docs/docsite/rst/dataplane.rst says.
 
     `counters[i]` is the counter index of rule i (chosen by the caller, who keeps them across updates);
     `ifindex_of(name) -> int` resolves redirect targets (0 or None: unknown interface). The header's

@@ -6,7 +6,7 @@
 
 The maps are the only source of truth: the applied rule set is decoded from them (never from a cache
 file), and a new set is written into the unused slot and switched in with one map-in-map update (see
-docs/dataplane.md, "Atomic switching").
+docs/docsite/rst/dataplane.rst, "Atomic switching").
 """
 
 from __future__ import absolute_import, division, print_function

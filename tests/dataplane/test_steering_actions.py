@@ -248,7 +248,7 @@ def test_police_bucket_survives_unchanged_rule(steering):
 
 def test_police_uneven_rate(steering):
     """A rate that does not divide the depth: max_idle is rounded up, so a fresh (zeroed) bucket is full
-    (3 pps, burst 2 passes two), and the refill follows docs/dataplane.md's integer arithmetic, which
+    (3 pps, burst 2 passes two), and the refill follows docs/docsite/rst/dataplane.rst's integer arithmetic, which
     the model follows too, to the nanosecond."""
     steering.set_clock(CLOCK_START)
     steering.apply([rule('p', 'police', police={'rate': '3pps', 'burst': 2})])

@@ -272,7 +272,7 @@ MALFORMED = [
     ('frag-cut', pk.ipv6_frame(exts=['frag'])[:14 + 40 + 7]),
     ('nine-ext', pk.ipv6_frame(exts=['hbh'] + ['dstopts'] * 8)),
 ]
-# An extension header present only in part is "cut short" (docs/dataplane.md): malformed.
+# An extension header present only in part is "cut short" (docs/docsite/rst/dataplane.rst): malformed.
 MALFORMED_CUT_EXT = [
     ('ext-cut-7', pk.ipv6_frame(exts=['hbh'])[:14 + 40 + 7]),
     ('ah-cut', pk.ipv6_frame(proto=59, l4_data=b'', exts=[('ah', {'payload_len': 4})])[:-1]),

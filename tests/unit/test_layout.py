@@ -2,7 +2,7 @@
 # Copyright (c) ebpf.tc contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The map layout codecs against docs/dataplane.md, byte for byte."""
+"""The map layout codecs against docs/docsite/rst/dataplane.rst, byte for byte."""
 
 from __future__ import absolute_import, division, print_function
 
