@@ -28,8 +28,6 @@ import re
 import struct
 from collections import namedtuple
 
-from ansible.module_utils.six import binary_type, integer_types, string_types
-
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
 
 MAP_TYPE_NAMES = {
@@ -67,7 +65,7 @@ def _pad(data, size, what, spec):
 
 
 def _show(spec):
-    return repr(spec) if isinstance(spec, string_types) else str(spec)
+    return repr(spec) if isinstance(spec, str) else str(spec)
 
 
 def encode_int(value, size, what='key'):
@@ -83,11 +81,11 @@ def encode(spec, size, what='key'):
     """Bytes of `spec` (see the module docstring) exactly `size` bytes long. `what` names it in errors."""
     if isinstance(spec, bool) or spec is None:
         raise CodecError('%s %r is neither an integer, an IP address nor hex bytes' % (what, spec))
-    if isinstance(spec, integer_types):
+    if isinstance(spec, int):
         return encode_int(spec, size, what)
-    if isinstance(spec, binary_type):
+    if isinstance(spec, bytes):
         return _pad(spec, size, what, spec.hex())
-    if not isinstance(spec, string_types):
+    if not isinstance(spec, str):
         raise CodecError('%s %r is neither an integer, an IP address nor hex bytes' % (what, spec))
     text = spec.strip()
     if _DECIMAL.match(text):
