@@ -15,8 +15,12 @@ requests on ingress until the role sets it loose.
 Before the role runs, eth1 already has a clsact qdisc with a foreign (matchall) filter on it: the role
 must leave both in place on removal, while the qdisc it added on eth0 goes.
 
+The role also exports the counters as a Prometheus textfile (ebpf_tc_metrics_textfile) into a per-test
+directory that stands for node_exporter's; the tests run the metrics unit's ExecStart as its timer would and
+read the file with prometheus_client's parser.
+
 Every file the role writes goes to a per-test directory (ebpf_tc_lib_dir, ebpf_tc_config_dir,
-ebpf_tc_unit_dir); the namespaces and pins are removed at the end, also on failure.
+ebpf_tc_unit_dir, the textfile directory); the namespaces and pins are removed at the end, also on failure.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -28,10 +32,12 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -86,6 +92,13 @@ class Host:
         self.unit_dir = str(tmp_path / 'systemd')
         self.unit_path = os.path.join(self.unit_dir, self.unit_name + '.service')
         self.pin_root = '/sys/fs/bpf/ebpf_tc/netns/%s' % self.ns
+        # node_exporter's textfile directory, as the operator made it (the role does not create it)
+        self.textfile_dir = str(tmp_path / 'node-exporter')
+        os.mkdir(self.textfile_dir)
+        self.textfile = os.path.join(self.textfile_dir, 'ebpf_tc.prom')
+        self.metrics_unit_name = 'ebpf-tc-metrics-test-%s' % self.lab.prefix
+        self.metrics_units = [os.path.join(self.unit_dir, self.metrics_unit_name + suffix)
+                              for suffix in ('.service', '.timer')]
         self.vars = {
             'ebpf_tc_netns': self.ns,
             'ebpf_tc_default_interface': 'eth0',
@@ -94,6 +107,9 @@ class Host:
             'ebpf_tc_config_dir': self.config_dir,
             'ebpf_tc_unit_name': self.unit_name,
             'ebpf_tc_unit_dir': self.unit_dir,
+            'ebpf_tc_metrics_textfile': self.textfile,
+            'ebpf_tc_metrics_interval': '30s',
+            'ebpf_tc_metrics_unit_name': self.metrics_unit_name,
             'ebpf_tc_return_paths': [{
                 'name': 'vip', 'addresses': [VIP_V4 + '/32', 'fd00:213::10/128'], 'interface': 'eth1',
                 'gateway': topo.ROUTER_V4, 'gateway6': topo.ROUTER_V6}],
@@ -115,10 +131,10 @@ class Host:
             lab.tcp_listener(net.server, port)
         lab.tcp_listener(self.ns, VIP_PORT)
 
-    def role(self, check=False, **overrides):
+    def role(self, check=False, diff=False, **overrides):
         extra = dict(self.vars, **overrides)
         return run_play([{'name': 'Run the role', 'ansible.builtin.include_role': {'name': 'ebpf.tc.steering'}}],
-                        check=check, extra_vars=extra)
+                        check=check, diff=diff, extra_vars=extra)
 
     # -- what is on the host ------------------------------------------------------------------------------
 
@@ -140,8 +156,10 @@ class Host:
                 found += [os.path.join(dirpath, name) for name in dirnames + filenames]
             if os.path.exists(top):
                 found.append(top)
-        if os.path.exists(self.unit_path):
-            found.append(self.unit_path)
+        for path in [self.unit_path] + self.metrics_units:
+            if os.path.exists(path):
+                found.append(path)
+        found += [os.path.join(self.textfile_dir, name) for name in os.listdir(self.textfile_dir)]
         return sorted(found)
 
     def snapshot(self):
@@ -165,6 +183,30 @@ class Host:
                     steering = hooks[direction].get('steering') or {}
                     out['%s/%s' % (ifname, direction)] = (steering.get('default_action'), steering.get('rules'))
         return out
+
+    def counters(self):
+        """{(interface, direction, rule): {packets, bytes, drops}} of every steering hook, as tc_info reads them."""
+        out = {}
+        for ifname, hooks in _facts.gather(netns=self.ns)['interfaces'].items():
+            for direction in ('ingress', 'egress'):
+                steering = hooks[direction].get('steering') or {}
+                for rule, stats in (steering.get('counters') or {}).items():
+                    out[(ifname, direction, rule)] = stats
+        return out
+
+    def metrics(self):
+        """The textfile parsed by prometheus_client: {family: (type, [(sample name, labels, value)])}."""
+        with open(self.textfile) as src:
+            text = src.read()
+        return dict((f.name, (f.type, [(s.name, s.labels, s.value) for s in f.samples]))
+                    for f in text_string_to_metric_families(text))
+
+    def refresh_metrics(self):
+        """Run the metrics service's ExecStart, as its timer does; the parsed file."""
+        ran = run_exec_start(self.metrics_units[0])
+        assert ran.returncode == 0 and not ran.stderr, (ran.stdout, ran.stderr)
+        assert os.listdir(self.textfile_dir) == ['ebpf_tc.prom']  # no temporary file left behind
+        return self.metrics()
 
     # -- traffic ------------------------------------------------------------------------------------------
 
@@ -190,6 +232,24 @@ class Host:
             self.wipe_pins()
             if os.path.exists(self.unit_path):
                 os.unlink(self.unit_path)
+
+
+def run_exec_start(unit_path):
+    """Run the ExecStart= command of a unit file the role rendered, as systemd would (in this namespace)."""
+    with open(unit_path) as src:
+        exec_start = [line.split('=', 1)[1] for line in src.read().splitlines() if line.startswith('ExecStart=')]
+    assert len(exec_start) == 1
+    return subprocess.run(shlex.split(exec_start[0]), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=60, check=False)
+
+
+def samples(metrics, family, **where):
+    """{(interface, direction, rule or protocol): value} of a family's samples whose labels include `where`."""
+    out = {}
+    for _name, labels, value in metrics[family][1]:
+        if all(labels.get(k) == v for k, v in where.items()):
+            out[(labels['interface'], labels['direction'], labels.get('rule', labels.get('protocol')))] = value
+    return out
 
 
 def remove_tree(path):
@@ -275,6 +335,14 @@ def test_role_lifecycle(host):
     assert os.path.exists(host.unit_path)
     assert os.path.exists(os.path.join(host.lib_dir, 'ebpf_tc_restore.py'))
     assert os.path.exists(os.path.join(host.lib_dir, 'ansible_collections/ebpf/tc/plugins/module_utils/_rules.py'))
+    # metrics: the units, and the file the role wrote once right away (before the traffic below)
+    service, timer = (open(path).read().splitlines() for path in host.metrics_units)
+    assert 'Type=oneshot' in service and 'After=%s.service' % host.unit_name in service
+    assert {'OnBootSec=30s', 'OnUnitActiveSec=30s', 'AccuracySec=1s', 'WantedBy=timers.target'} <= set(timer)
+    assert stat.S_IMODE(os.stat(host.textfile).st_mode) == 0o644
+    first = host.metrics()
+    assert first['ebpf_tc_rule_packets'][0] == 'counter' and first['ebpf_tc_hook_attached'][0] == 'gauge'
+    assert all(labels['netns'] == host.ns for family in first.values() for _name, labels, _value in family[1])
 
     # the policy and the return path, with real traffic
     assert not host.pings_server()
@@ -285,6 +353,29 @@ def test_role_lifecycle(host):
     assert [r['name'] for r in rules['eth0/egress'][1]] == [
         'rp-vip-v4', 'rp-vip-v6', 'drop-icmp', 'block-tcp-8080', 'count-tcp', 'count-udp']
     assert [r['name'] for r in rules['eth1/ingress'][1]] == ['tcp-in']
+
+    # metrics, refreshed as the timer does: every rule's counters are tc_info's, and moved with the traffic
+    before = host.counters()
+    metrics = host.refresh_metrics()
+    after = host.counters()
+    assert set(samples(metrics, 'ebpf_tc_rule_packets')) == set(before) == set(after)
+    for family, key in (('ebpf_tc_rule_packets', 'packets'), ('ebpf_tc_rule_bytes', 'bytes'),
+                        ('ebpf_tc_rule_drops', 'drops')):
+        for where, value in samples(metrics, family).items():
+            assert before[where][key] <= value <= after[where][key], (family, where)
+    moved = dict((where, value - samples(first, 'ebpf_tc_rule_packets').get(where, 0))
+                 for where, value in samples(metrics, 'ebpf_tc_rule_packets').items())
+    for rule in ('rp-vip-v4', 'drop-icmp', 'block-tcp-8080', 'count-tcp'):
+        assert moved[('eth0', 'egress', rule)] > 0, (rule, moved)
+    assert moved[('eth1', 'ingress', 'tcp-in')] > 0
+    drops = samples(metrics, 'ebpf_tc_rule_drops', interface='eth0')
+    assert drops[('eth0', 'egress', 'drop-icmp')] == samples(metrics, 'ebpf_tc_rule_packets')[('eth0', 'egress', 'drop-icmp')]
+    assert drops[('eth0', 'egress', 'count-tcp')] == 0
+    assert samples(metrics, 'ebpf_tc_rule_packets', rule='(default)', action='pass')  # the default action's
+    assert samples(metrics, 'ebpf_tc_protocol_packets', interface='eth0')[('eth0', 'egress', 'tcp')] > \
+        samples(first, 'ebpf_tc_protocol_packets', interface='eth0').get(('eth0', 'egress', 'tcp'), 0)
+    assert samples(metrics, 'ebpf_tc_hook_attached') == {('eth0', 'egress', None): 1, ('eth1', 'ingress', None): 1}
+    assert all(value > 0 for value in samples(metrics, 'ebpf_tc_ruleset_generation').values())
 
     # idempotence
     assert_unchanged(host.role())
@@ -312,13 +403,12 @@ def test_role_lifecycle(host):
     # persistence: wipe tc state and pins, then run what the unit runs
     host.lab.exec(host.ns, 'tc', 'qdisc', 'del', 'dev', 'eth0', 'clsact')
     host.lab.exec(host.ns, 'tc', 'filter', 'del', 'dev', 'eth1', 'ingress', 'pref', '10')
+    # the filters are gone, their pins are still there: the metrics say so
+    assert samples(host.refresh_metrics(), 'ebpf_tc_hook_attached') == {
+        ('eth0', 'egress', None): 0, ('eth1', 'ingress', None): 0}
     host.wipe_pins()
     assert host.pings_server() and not host.vip_reachable()
-    exec_start = [line.split('=', 1)[1] for line in open(host.unit_path).read().splitlines()
-                  if line.startswith('ExecStart=')]
-    assert len(exec_start) == 1
-    restored = subprocess.run(shlex.split(exec_start[0]), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, timeout=60, check=False)
+    restored = run_exec_start(host.unit_path)
     assert restored.returncode == 0, (restored.stdout, restored.stderr)
     assert not host.pings_server() and host.vip_reachable()
     assert host.applied_rules() == rules
@@ -339,11 +429,16 @@ def test_role_lifecycle(host):
 
 
 def test_check_mode_on_a_fresh_host(host):
-    """Check mode reports the changes it would make and makes none, before anything was ever deployed."""
+    """Check mode reports the changes it would make and makes none, before anything was ever deployed; with
+    --diff it shows the units it would write."""
     pristine = host.snapshot()
-    res = host.role(check=True)
+    res = host.role(check=True, diff=True)
     assert assert_ok(res)['changed'] > 0
     assert host.snapshot() == pristine
+    timer = task_result(res, 'Install the metrics timer')
+    assert len(timer) == 1 and timer[0]['changed']
+    assert 'OnUnitActiveSec=30s' in timer[0]['diff'][0]['after']
+    assert not task_result(res, 'Write the metrics file now, as the service does')[0].get('changed')
 
 
 @pytest.mark.parametrize('overrides, named', [
@@ -354,7 +449,10 @@ def test_check_mode_on_a_fresh_host(host):
         {'name': 'bad-cidr', 'match': {'dst': '10.0.0.300/24'}, 'action': 'drop'}]}]}, 'bad-cidr'),
     ({'ebpf_tc_return_paths': [{'name': 'vip', 'addresses': [VIP_V4 + '/32'], 'interface': 'eth7'}]}, 'eth7'),
     ({'ebpf_tc_object_src': '/nonexistent/steering.bpf.o'}, 'ebpf_tc_object_src'),
-], ids=['filter-level', 'rule-level', 'unknown-interface', 'missing-object'])
+    ({'ebpf_tc_metrics_interval': '15 parsecs'}, 'ebpf_tc_metrics_interval: 15 parsecs is not a systemd time span'),
+    ({'ebpf_tc_metrics_textfile': '/nonexistent/ebpf_tc.prom'}, '/nonexistent is not a directory on the host'),
+], ids=['filter-level', 'rule-level', 'unknown-interface', 'missing-object', 'metrics-interval',
+        'metrics-directory'])
 def test_bad_inventory_fails_before_any_change(host, overrides, named):
     pristine = host.snapshot()
     msg = failure_message(host.role(**overrides))
@@ -364,10 +462,17 @@ def test_bad_inventory_fails_before_any_change(host, overrides, named):
 
 def test_hook_taken_out_of_inventory_is_detached(host):
     """A hook an earlier run attached goes, with its pins, when the inventory no longer lists it (a rollback
-    to an older rule set relies on it); the other hooks and the foreign filter stay."""
+    to an older rule set relies on it); the other hooks and the foreign filter stay.
+
+    The same runs change the metrics options (cheaper than runs of their own): persistence off keeps the
+    restore code the metrics CLI imports, a new textfile path replaces the old file, metrics off removes
+    the units, the CLI and the file, and then (persistence off too) the restore code."""
     assert_ok(host.role())
     assert [f for f in host.filters('eth1', 'ingress') if 'ebpf_tc:steering' in f]
-    res = assert_ok(host.role(ebpf_tc_hooks=[]))
+    assert os.path.exists(host.textfile)
+    moved = os.path.join(host.textfile_dir, 'moved.prom')
+    later = dict(ebpf_tc_hooks=[], ebpf_tc_persist=False, ebpf_tc_metrics_textfile=moved)
+    res = assert_ok(host.role(**later))
     assert res['changed'] > 0
     assert not [f for f in host.filters('eth1', 'ingress') if 'ebpf_tc:steering' in f]
     assert [f for f in host.filters('eth1', 'ingress') if 'other_tool' in f]       # not ours: stays
@@ -376,7 +481,23 @@ def test_hook_taken_out_of_inventory_is_detached(host):
     assert host.applied_rules()['eth0/egress'][1]                                  # still steering
     with open(os.path.join(host.config_dir, 'created.json')) as src:
         assert [(h['interface'], h['direction']) for h in json.load(src)['hooks']] == [('eth0', 'egress')]
-    assert_unchanged(host.role(ebpf_tc_hooks=[]))
+    # metrics: at the new path only, from the unit as it is now; the restore unit went, its code stays
+    assert os.listdir(host.textfile_dir) == ['moved.prom']
+    assert not os.path.exists(host.unit_path)
+    assert not os.path.exists(os.path.join(host.config_dir, 'state.json'))
+    ran = run_exec_start(host.metrics_units[0])
+    assert ran.returncode == 0, ran.stderr
+    with open(moved) as src:
+        families = dict((f.name, f) for f in text_string_to_metric_families(src.read()))
+    assert sorted((s.labels['interface'], s.labels['direction'], s.value)
+                  for s in families['ebpf_tc_hook_attached'].samples) == [('eth0', 'egress', 1)]
+    assert_unchanged(host.role(**later))
+    # metrics off: units, CLI and file go; with persistence off as well, so does the restore code
+    res = assert_ok(host.role(**dict(later, ebpf_tc_metrics_textfile='')))
+    assert res['changed'] > 0
+    assert os.listdir(host.textfile_dir) == []
+    assert not [path for path in host.metrics_units if os.path.exists(path)]
+    assert sorted(os.listdir(host.lib_dir)) == ['steering.bpf.o', 'steering.bpf.o.sha256']
     # removal still finds eth0's hook, from the inventory and from created.json
     assert_ok(host.role(ebpf_tc_state='absent', ebpf_tc_hooks=[]))
     assert host.files() == [] and not os.path.exists(host.pin_root)
