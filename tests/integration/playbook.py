@@ -45,11 +45,12 @@ class PlayResult:
 
 
 def run_play(tasks, check=False, diff=False, extra_vars=None, hosts='localhost', inventory=None, timeout=300,
-             collections_path=COLLECTIONS, verbosity=0):
+             collections_path=COLLECTIONS, verbosity=0, netns=None):
     """Run `tasks` (a list of task dicts) in one play; returns a PlayResult (never raises on failure).
 
     collections_path: where Ansible looks for collections (the only place: the source tree's link by
-    default, an installed copy in test_install).
+    default, an installed copy in test_install). netns: run ansible-playbook itself inside that network
+    namespace (then the controller's facts, localhost's, are the namespace's).
     """
     with tempfile.TemporaryDirectory(prefix='ebpf-tc-play-') as tmp:
         play = [{'name': 'ebpf.tc test play', 'hosts': hosts, 'gather_facts': False, 'tasks': tasks}]
@@ -78,6 +79,8 @@ def run_play(tasks, check=False, diff=False, extra_vars=None, hosts='localhost',
             argv += ['-e', json.dumps(extra_vars)]
         if verbosity:
             argv.append('-' + 'v' * verbosity)
+        if netns:
+            argv = ['ip', 'netns', 'exec', netns] + argv
         proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=timeout, check=False)
         tasks = []

@@ -501,3 +501,24 @@ def test_hook_taken_out_of_inventory_is_detached(host):
     # removal still finds eth0's hook, from the inventory and from created.json
     assert_ok(host.role(ebpf_tc_state='absent', ebpf_tc_hooks=[]))
     assert host.files() == [] and not os.path.exists(host.pin_root)
+
+
+def test_default_interface_comes_from_facts_a_play_did_not_gather():
+    """ebpf.tc.rollout gathers no facts: the role then gathers the network facts itself for the default
+    interface. ansible-playbook runs inside a namespace here (no ebpf_tc_netns), so the facts are its own;
+    only the validation runs (as the rollout's preflight does), which changes nothing on the host."""
+    from nslab import Lab  # pylint: disable=import-outside-toplevel
+
+    with Lab() as lab:
+        node, router = lab.ns('node'), lab.ns('router')
+        lab.veth(node, 'uplink7', router, 'eth0')
+        lab.addr(node, 'uplink7', '10.218.0.1/24')
+        lab.exec(node, 'ip', 'route', 'add', 'default', 'via', '10.218.0.2')
+        res = run_play([
+            {'name': 'Validate', 'ansible.builtin.include_role': {'name': 'ebpf.tc.steering', 'tasks_from': 'validate.yml'},
+             'vars': {'ebpf_tc_policy': {'drop_protocols': ['icmp']}}},
+            {'name': 'Show the hooks', 'ansible.builtin.debug': {'var': '_ebpf_tc_hook_list'}},
+        ], netns=node)
+        assert_ok(res)
+        hooks = res.tasks[-1]['result']['_ebpf_tc_hook_list']
+        assert [(hook['interface'], hook['direction']) for hook in hooks] == [('uplink7', 'egress')]
