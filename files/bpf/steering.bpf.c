@@ -3,7 +3,7 @@
  * ebpf.tc steering program: classifies packets on a TC (clsact) hook against an ordered rule set and
  * passes, drops, redirects (to an interface and next hop), marks or polices them.
  *
- * The semantics and the map layout are described in docs/dataplane.md; the Python compiler in
+ * The semantics and the map layout are described in docs/docsite/rst/dataplane.rst; the Python compiler in
  * plugins/module_utils/_rules.py and _layout.py is the other side of that ABI. Keep the three in step.
  *
  * Built with: clang -O2 -g -target bpf (see files/bpf/build.sh). Only UAPI headers: the program touches
@@ -89,7 +89,8 @@ struct rule {
 
 /*
  * A class: the rules it holds (bit r of w[r / 64]), and cand, bit i set when word i holds a rule of the
- * class designated on the field the class is of (the first field the rule specifies: docs/dataplane.md).
+ * class designated on the field the class is of (the first field the rule specifies; see
+ * docs/docsite/rst/dataplane.rst).
  */
 struct class_bits {
 	__u64 w[NWORDS];
