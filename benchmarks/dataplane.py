@@ -17,6 +17,7 @@ so that the machine's noise spreads evenly over pairs. The result per pair is th
 import os
 import random
 import struct
+import subprocess
 import time
 import uuid
 
@@ -43,6 +44,8 @@ MARK_IN = 0x5EED0001
 
 FULL = {'runs': 31, 'repeat': 200000}
 QUICK = {'runs': 5, 'repeat': 20000}
+
+BASELINE_OBJECT = os.path.join(common.BUILD, 'steering-baseline.bpf.o')
 
 TARGET_FLOOR_RATIO = 3.0     # cost(1000) <= 3 x floor
 TARGET_SCALE_RATIO = 1.5     # cost(4096) <= 1.5 x cost(10)
@@ -147,7 +150,19 @@ def verify(loaded, frames):
     return out
 
 
-def measure(quick=False, rule_counts=RULE_COUNTS):
+def baseline_object(rev):
+    """The steering object committed at git revision ``rev``, written to .tmp/bench/."""
+    blob = subprocess.run(['git', '-C', common.ROOT, 'show', '%s:files/bpf/steering.bpf.o' % rev], check=True,
+                          stdout=subprocess.PIPE, timeout=60).stdout
+    os.makedirs(common.BUILD, exist_ok=True)
+    with open(BASELINE_OBJECT, 'wb') as f:
+        f.write(blob)
+    return BASELINE_OBJECT
+
+
+def measure(quick=False, rule_counts=RULE_COUNTS, baseline=None):
+    """``baseline``: a git revision whose committed object is timed beside the current one (same rule
+    sets, same rounds), as ``baseline-<n>``, so that a change to the program is judged side by side."""
     params = dict(QUICK if quick else FULL)
     frames = rulegen.probe_frames()
     run_dir = os.path.join(common.PIN_BASE, 'dataplane-%s' % uuid.uuid4().hex[:8])
@@ -166,6 +181,9 @@ def measure(quick=False, rule_counts=RULE_COUNTS):
             common.log('dataplane: loading steering with %d rules' % n)
             loaded.append(Loaded('steering-%d' % n, common.STEERING_OBJECT, STEERING_PROGRAM,
                                  os.path.join(run_dir, 'steering-%d' % n), rs))
+            if baseline:
+                loaded.append(Loaded('baseline-%d' % n, baseline_object(baseline), STEERING_PROGRAM,
+                                     os.path.join(run_dir, 'baseline-%d' % n), rs))
         checks = dict((p.label, verify(p, frames)) for p in loaded)
 
         pairs = [(p, kind) for p in loaded for kind in KINDS]
@@ -195,7 +213,7 @@ def measure(quick=False, rule_counts=RULE_COUNTS):
         # the run's pins, then common.PIN_BASE too once nothing else is in it
         _program.remove_pins(run_dir, root=_program.BPFFS)
 
-    return summarize(params, samples, checks, programs, rulesets, elapsed, rule_counts)
+    return summarize(params, samples, checks, programs, rulesets, elapsed, rule_counts, baseline)
 
 
 def _fit(xs, ys):
@@ -209,7 +227,7 @@ def _fit(xs, ys):
     return slope, my - slope * mx
 
 
-def summarize(params, samples, checks, programs, rulesets, elapsed, rule_counts):
+def summarize(params, samples, checks, programs, rulesets, elapsed, rule_counts, baseline=None):
     medians = {}
     for (label, kind), values in samples.items():
         medians.setdefault(label, {})[kind] = common.median(values)
@@ -233,6 +251,10 @@ def summarize(params, samples, checks, programs, rulesets, elapsed, rule_counts)
         worst, net = both('cost_4096_over_cost_10', cost[4096], cost[10])
         targets['cost_4096_le_1_5x_cost_10'] = {'target': TARGET_SCALE_RATIO, 'worst': worst, 'worst_net': net,
                                                 'met': worst <= TARGET_SCALE_RATIO}
+    if baseline:
+        for n in rule_counts:
+            ratios['cost_%d_over_baseline' % n] = dict(
+                (k, common.ratio(cost[n][k], medians['baseline-%d' % n][k])) for k in KINDS)
     # Where the cost grows: classification ANDs ceil(n/64) words before it finds the first set bit (or
     # none), so late and none probes pay per word; fit cost against the number of words.
     growth = {}
@@ -249,6 +271,7 @@ def summarize(params, samples, checks, programs, rulesets, elapsed, rule_counts)
         'machine': common.machine_info(),
         'bpf_stats_enabled': _read_int('/proc/sys/kernel/bpf_stats_enabled'),
         'parameters': dict(params, rule_counts=list(rule_counts), kinds=list(KINDS), seed=rulegen.SEED,
+                           baseline=baseline,
                            method='BPF_PROG_TEST_RUN, mean ns per repetition per call; median over rounds; '
                                   'pair order shuffled every round'),
         'rulesets': dict((str(n), rulegen.describe(rs)) for n, rs in rulesets.items()),

@@ -4,6 +4,8 @@
     benchmarks/run.py --quick               a smoke run (about a minute); results go to .tmp/bench/results
     benchmarks/run.py --only dataplane,throughput
     benchmarks/run.py --plot-only           redraw the plot from results/dataplane.json
+    benchmarks/run.py --only dataplane --baseline REV
+                                            also time the object committed at REV, side by side
 
 Parts: dataplane (per-packet cost, BPF_PROG_TEST_RUN), throughput (veth + iperf3 against nftables,
 iptables, tc flower), controlplane (filled by the control-plane part). Each writes
@@ -31,6 +33,8 @@ def parse_args(argv=None):
                              'that the committed numbers are not overwritten by a quick run')
     parser.add_argument('--out', default=None, help='directory for the JSON files and the plot '
                                                     '(default: benchmarks/results)')
+    parser.add_argument('--baseline', metavar='REV', default=None,
+                        help='dataplane: also time the steering object committed at git revision REV, side by side')
     parser.add_argument('--plot-only', action='store_true', help='only redraw the plot from <out>/dataplane.json')
     args = parser.parse_args(argv)
     args.parts = [p.strip() for p in args.only.split(',') if p.strip()]
@@ -88,7 +92,8 @@ def main(argv=None):
         module = importlib.import_module(part)
         t0 = time.monotonic()
         try:
-            data = module.measure(quick=args.quick)
+            kwargs = {'baseline': args.baseline} if part == 'dataplane' and args.baseline else {}
+            data = module.measure(quick=args.quick, **kwargs)
         except NotImplementedError as err:
             data = {'part': part, 'machine': common.machine_info(), 'status': 'not implemented', 'reason': str(err)}
         data['quick'] = args.quick

@@ -66,7 +66,7 @@ static __always_inline int parse_ipv6_ext(struct __sk_buff *skb, struct packet *
 	__u32 len;
 	int i;
 
-#pragma clang loop unroll(disable)
+#pragma clang loop unroll(full)
 	for (i = 0; i <= MAX_EXT_HEADERS; i++) {
 		if (!is_ipv6_ext(nh)) {
 			p->proto = nh;

@@ -67,6 +67,12 @@ def pytest_collection_modifyitems(items):
                 item.add_marker(pytest.mark.skip(reason='needs root (bpf(2), BPF_PROG_TEST_RUN)'))
 
 
+@pytest.fixture
+def steering_object():
+    """The object under test: the shipped one, or the build EBPF_TC_STEERING_OBJECT names."""
+    return STEERING_OBJECT
+
+
 def skb_ctx(mark=MARK_IN):
     ctx = bytearray(SKB_CTX_SIZE)
     struct.pack_into('<I', ctx, SKB_MARK_OFFSET, mark)

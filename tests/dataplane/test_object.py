@@ -36,10 +36,10 @@ def test_rebuild_gives_the_committed_object(tmp_path):
             'files/bpf/steering.bpf.o is not the build of steering.bpf.c: run `make bpf` and commit it')
 
 
-def test_bpftool_loadall_accepts_the_object():
+def test_bpftool_loadall_accepts_the_object(steering_object):
     # LIBBPF_PIN_BY_NAME pins maps at /sys/fs/bpf/<name>: give bpftool a private bpffs so nothing leaks.
     script = ('mount -t bpf bpf /sys/fs/bpf && bpftool prog loadall %s /sys/fs/bpf/progs_under_test '
-              '&& bpftool -j prog show pinned /sys/fs/bpf/progs_under_test/steering' % OBJECT)
+              '&& bpftool -j prog show pinned /sys/fs/bpf/progs_under_test/steering' % steering_object)
     res = subprocess.run(['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script], check=False,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
