@@ -2,8 +2,9 @@
 #
 #   make deps     Debian packages, the pinned .venv, bpffs mounted
 #   make bpf      rebuild files/bpf/steering.bpf.o from its source (files/bpf/build.sh)
-#   make test     pytest (unit, dataplane, integration; no skips) + ansible-test sanity + ansible-lint
-#                 + the docs lint and site build (make docs-lint, make docs) + the molecule scenarios
+#   make test     pytest (unit, dataplane, integration; no skips) + the kernel matrix + ansible-test sanity
+#                 + ansible-lint + the docs lint and site build (make docs-lint, make docs) + the molecule scenarios
+#   make kernels  the kernel matrix: Debian's 6.1 and 6.12 kernels under qemu, running the dataplane tests
 #   make docs     the docs site (antsibull-docs: plugin and role docs + docs/docsite guides) in .tmp/docs
 #   make molecule the role's molecule scenarios (extensions/molecule/)
 #   make demo     the fleet lab: the broken return path, ebpf.tc.rollout, the fixed path, per-rule counters
@@ -32,9 +33,10 @@ BPF_OBJ := files/bpf/steering.bpf.o
 # libbpf1: loaded through ctypes. bpftool, iproute2: inspection and tc. python3-pyroute2: what targets use.
 # openssh-server: the lab's per-namespace sshd. shellcheck: lets the ansible-test shellcheck test run.
 # python3-venv: `python3 -m venv` with Debian's own python3.
-APT_PACKAGES := bpftool ca-certificates clang gcc-multilib git iproute2 iputils-ping libbpf-dev libbpf1 \
-	linux-libc-dev llvm make netcat-openbsd openssh-server procps python3 python3-pyroute2 python3-venv \
-	shellcheck
+# qemu-system-x86, busybox-static, cpio, kmod: the kernel matrix (guests, their initramfs, module lists).
+APT_PACKAGES := bpftool busybox-static ca-certificates clang cpio gcc-multilib git iproute2 iputils-ping kmod \
+	libbpf-dev libbpf1 linux-libc-dev llvm make netcat-openbsd openssh-server procps python3 python3-pyroute2 \
+	python3-venv qemu-system-x86 shellcheck
 
 VENV_STAMP := $(VENV)/.requirements-dev.stamp
 
@@ -42,7 +44,7 @@ VENV_STAMP := $(VENV)/.requirements-dev.stamp
 export PATH := $(VENV)/bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help deps apt-deps venv bpffs bpf pytest sanity lint docs docs-lint test demo demo-down build clean distclean
+.PHONY: help deps apt-deps venv bpffs bpf pytest kernels sanity lint docs docs-lint test demo demo-down build clean distclean
 
 help:
 	@sed -n '3,12s/^# \{0,1\}//p' $(ROOT)/Makefile
@@ -81,6 +83,13 @@ bpf: apt-deps
 pytest: deps
 	@mkdir -p $(LOGS)
 	cd $(ROOT) && EBPF_TC_FORBID_SKIPS=1 $(VENV)/bin/python -m pytest 2>&1 | tee $(LOGS)/pytest.log
+
+# The kernel matrix (tests/kernels/test_matrix.py, tools/kernelmatrix.py): the newest 6.1 and 6.12 kernel
+# packages apt offers (cached in .tmp/kernels/), each booted under qemu with this machine's root shared
+# read-only, running the dataplane tests and an attach-and-traffic test; a guard object must fail on 6.1.
+kernels: deps
+	@mkdir -p $(LOGS)
+	cd $(ROOT) && EBPF_TC_FORBID_SKIPS=1 $(VENV)/bin/python -m pytest tests/kernels 2>&1 | tee $(LOGS)/kernels.log
 
 # ansible-test wants to run from .../ansible_collections/<namespace>/<name>: sanity-check a fresh copy of
 # the files git would track (tracked + untracked-not-ignored), so debris in the tree never counts.
@@ -184,13 +193,14 @@ docs-lint: deps
 # Runs every step even when one fails, then prints one line per step and exits non-zero on any failure.
 test: deps
 	@mkdir -p $(LOGS); : > $(LOGS)/summary; rc=0; \
-	for step in pytest sanity lint docs-lint docs molecule; do \
+	for step in pytest kernels sanity lint docs-lint docs molecule; do \
 		start=$$(date +%s); \
 		if $(MAKE) --no-print-directory $$step; then res=ok; else res=FAILED; rc=1; fi; \
 		echo "$$step: $$res ($$(( $$(date +%s) - start ))s)" >> $(LOGS)/summary; \
 	done; \
 	echo; echo "==== make test summary ===="; \
 	echo "pytest: $$(grep -E '^=+ .* in [0-9.]+s' $(LOGS)/pytest.log | tail -n1 || echo 'no summary line')"; \
+	sed -n 's/^\(kernel\|guard\) /  &/p' $(LOGS)/kernels.log 2>/dev/null || true; \
 	cat $(LOGS)/summary; \
 	exit $$rc
 
