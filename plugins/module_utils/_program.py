@@ -19,7 +19,10 @@ import os
 from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _tc
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, LibbpfError
 
-KERNEL_FLOOR = (5, 15)  # bpf_redirect_neigh with a next hop needs 5.11; tested from 5.15
+# Below 5.11 bpf_redirect_neigh takes no next hop: the verifier accepts the object and the redirect then drops
+# every packet, so a version number must refuse those kernels. Above it, whether a kernel runs the object is
+# its verifier's call (a load, as bpf_filter and bpf_object_info do): the kernel matrix proves 6.1 and 6.12.
+KERNEL_FLOOR = (5, 11)
 BPFFS = '/sys/fs/bpf'
 PIN_ROOT = os.path.join(BPFFS, 'ebpf_tc')
 
@@ -44,7 +47,7 @@ def check_kernel(release=None):
     version = kernel_version(release)
     if version < KERNEL_FLOOR:
         raise EbpfTcError('kernel %d.%d is too old: ebpf.tc needs Linux %d.%d or later (bpf_redirect_neigh '
-                          'with a next hop, BTF-defined map-in-map)' % (version + KERNEL_FLOOR))
+                          'with a next hop)' % (version + KERNEL_FLOOR))
 
 
 def bpffs_mounted(path=BPFFS):
@@ -145,6 +148,16 @@ def _check_program(obj, object_path, program):
                           % (program, object_path, ', '.join(obj.program_names()) or 'none'))
 
 
+def _map_defs(obj):
+    """MapDef of each of a loaded object's maps (not libbpf's internal ones), by name."""
+    maps = collections.OrderedDict()
+    for name in obj.map_names():
+        if not obj.is_internal(name):
+            mi = obj.map(name).info
+            maps[name] = MapDef(mi.type, mi.key_size, mi.value_size, mi.max_entries, mi.flags)
+    return maps
+
+
 def inspect_object(object_path, program):
     """Load the object with nothing pinned (fresh maps, closed again) to learn its program's tag and its
     maps' definitions. Changes nothing on the host: safe in check mode.
@@ -156,12 +169,32 @@ def inspect_object(object_path, program):
         _check_program(obj, object_path, program)
         obj.load()
         info = _libbpf.prog_info(obj.program_fd(program))
-        maps = collections.OrderedDict()
-        for name in obj.map_names():
-            if not obj.is_internal(name):
-                mi = obj.map(name).info
-                maps[name] = MapDef(mi.type, mi.key_size, mi.value_size, mi.max_entries, mi.flags)
+        maps = _map_defs(obj)
     return ObjectBuild(object_path, program, info.tag, maps)
+
+
+def object_check(object_path, program=None):
+    """Whether the running kernel loads the object (the ebpf.tc.bpf_object_info module): a dict with kernel,
+    loads, programs and, loaded, maps and the program's tag, or refused, error (the verifier's log end).
+
+    A missing or unreadable object, or a program it does not hold, raises EbpfTcError: only the kernel's
+    refusal is an answer. Nothing is pinned; the object is closed again.
+    """
+    result = {'kernel': os.uname()[2], 'loads': False}
+    with _open_object(object_path) as obj:
+        if program:
+            _check_program(obj, object_path, program)
+        result['programs'] = obj.program_names()
+        try:
+            obj.load()
+        except LibbpfError as err:
+            result['error'] = str(err)
+            return result
+        result['loads'] = True
+        result['maps'] = dict((name, d._asdict()) for name, d in _map_defs(obj).items())
+        if program:
+            result['tag'] = _libbpf.prog_info(obj.program_fd(program)).tag
+    return result
 
 
 def pinned_program(pin_dir, program):

@@ -263,7 +263,7 @@ def test_host_checks(monkeypatch):
         _module_support.check_host(FakeModule())
     monkeypatch.setattr(os, 'geteuid', lambda: 0)
     monkeypatch.setattr(_program, 'kernel_version', lambda release=None: (5, 10))
-    with pytest.raises(EbpfTcError, match='kernel 5.10 is too old: ebpf.tc needs Linux 5.15 or later'):
+    with pytest.raises(EbpfTcError, match='kernel 5.10 is too old: ebpf.tc needs Linux 5.11 or later'):
         _module_support.check_host(FakeModule())
     monkeypatch.setattr(_program, 'kernel_version', lambda release=None: (6, 1))
     monkeypatch.setattr(_program, 'bpffs_mounted', lambda path=None: False)

@@ -43,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 # pylint: disable=wrong-import-position
 import topology as topo  # noqa: E402
+from objects import rejected_steering  # noqa: E402
 from playbook import run_play  # noqa: E402
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _facts, _libbpf, _tc  # noqa: E402
@@ -457,6 +458,16 @@ def test_bad_inventory_fails_before_any_change(host, overrides, named):
     pristine = host.snapshot()
     msg = failure_message(host.role(**overrides))
     assert named in msg
+    assert host.snapshot() == pristine
+
+
+def test_kernel_refusing_the_object_fails_before_any_change(host, tmp_path):
+    """The kernel's verifier, not a version number, decides: the validation loads the object once on the host
+    and stops with the verifier's line (ebpf.tc.rollout's preflight runs the same validation)."""
+    pristine = host.snapshot()
+    msg = failure_message(host.role(ebpf_tc_object_src=rejected_steering(tmp_path)))
+    assert 'kernel %s refuses the steering object' % os.uname()[2] in msg
+    assert 'invalid access to packet' in msg
     assert host.snapshot() == pristine
 
 

@@ -5,7 +5,7 @@
 """The playbook ebpf.tc.rollout on the fleet lab: four nodes over real SSH, a client three hops away.
 
 The tests tell one story, in file order, on one lab (each checks where the one before left it):
-broken return path -> rollout fixes it -> a re-run changes nothing -> a second rule set (v2) on which one
+broken return path -> a kernel that refuses the object stops the preflight, nothing changes -> rollout fixes it -> a re-run changes nothing -> a second rule set (v2) on which one
 host's inventory breaks its health check: the rollout stops in that batch and rolls the batch back, the
 canary keeps v2, later batches stay on v1 -> removal through the rollout leaves no steering behind.
 
@@ -32,6 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
 from fleetlab import FleetLab, ansible_env  # noqa: E402  pylint: disable=wrong-import-position
+sys.path.insert(0, HERE)
+from objects import rejected_steering  # noqa: E402  pylint: disable=wrong-import-position
 
 NODES = ['node1', 'node2', 'node3', 'node4']
 
@@ -109,6 +111,22 @@ def test_return_path_broken_without_steering(lab):
     probes = probes_ok(lab)
     assert sorted(probes) == NODES
     assert all(len(oks) == 2 and not any(oks) for oks in probes.values()), probes
+
+
+def test_a_kernel_refusing_the_object_stops_the_preflight(lab, tmp_path):
+    """One host's object is refused by its kernel (the preflight loads it on every host): the rollout stops
+    before any host changes, and says which host and why."""
+    refused = rejected_steering(tmp_path)
+
+    def node3_refuses(group_vars, host_vars):
+        host_vars['node3']['ebpf_tc_object_src'] = refused
+
+    rc, output, report, recap = rollout(lab, tmp_path, inventory_copy(lab, tmp_path, node3_refuses))
+    assert rc != 0, output[-6000:]
+    assert {node: counts['changed'] for node, counts in recap.items()} == {n: 0 for n in NODES}, output[-6000:]
+    assert 'refuses the steering object' in output and 'invalid access to packet' in output
+    assert re.search(r'fatal: \[node3\]', output), output[-6000:]
+    assert all(not any(oks) for oks in probes_ok(lab).values())   # still broken: nothing was rolled out
 
 
 def test_rollout_fixes_the_return_path(lab, tmp_path, story):
