@@ -63,6 +63,9 @@ PERCPU_MAP_TYPES = frozenset((
 # The kernel's internal ENOTSUPP (no userspace name): "this map type has no batch operations".
 ENOTSUPP = 524
 _LIBBPF_ERRNO_START = 4000  # libbpf's own error codes (bad ELF, relocation failure...) start here
+# libbpf before 1.0 reports a verifier rejection (the kernel's EACCES) and a program too large (E2BIG) under
+# codes of its own, LIBBPF_ERRNO__VERIFY and __PROG2BIG: errors say the kernel's errno on every libbpf.
+_KERNEL_ERRNO_OF = {4007: _errno.EACCES, 4008: _errno.E2BIG}
 
 _SONAMES = ('libbpf.so.1', 'libbpf.so.0')
 
@@ -328,6 +331,7 @@ def _int_errno(ret):
 
 
 def _fail(what, err, with_log=False):
+    err = _KERNEL_ERRNO_OF.get(err, err)
     return LibbpfError('%s: %s' % (what, strerror(err)), errno=err, log=_log_tail() if with_log else None)
 
 
