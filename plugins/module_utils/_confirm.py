@@ -130,7 +130,7 @@ class Pending:
             return None
 
     def write_outcome(self, outcome, **details):
-        self._write(self.outcome_path, dict(details, outcome=outcome, at=time.time()))
+        self._write(self.outcome_path, dict(details, outcome=outcome, at=time.time(), key=self.key))
 
     def forget(self):
         """Remove the record and the outcome (the key's state is gone, for example unpinned)."""

@@ -85,7 +85,7 @@ class Hook:
         record = pending.read()
         if record is not None:
             Pending.stop_timer(record)
-        pending.remove()
+        pending.forget()
         _program.remove_pins(self.pin_dir)
         for directory in (PENDING_DIR, os.path.dirname(PENDING_DIR)):
             try:
