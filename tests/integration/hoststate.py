@@ -19,7 +19,7 @@ import os
 import subprocess
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _tc
-from ansible_collections.ebpf.tc.plugins.module_utils._confirm import Pending
+from ansible_collections.ebpf.tc.plugins.module_utils._confirm import PENDING_DIR, Pending
 from ansible_collections.ebpf.tc.plugins.module_utils._facts import steering_facts
 
 
@@ -106,3 +106,12 @@ def snapshot(prefix, netns_list, pin_roots, hooks=()):
         state['rules'].update(('%s %s' % (netns, key), value) for key, value in
                               rule_sets(netns, [(interface, direction, pin_dir)]).items())
     return state
+
+
+def forget_pending_dirs():
+    """Remove the pending records' directories when empty (what the module made, nothing of anyone else's)."""
+    for directory in (PENDING_DIR, os.path.dirname(PENDING_DIR)):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass

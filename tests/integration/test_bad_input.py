@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
 from nslab import Lab  # noqa: E402  pylint: disable=wrong-import-position
 
-from hoststate import snapshot  # noqa: E402  pylint: disable=wrong-import-position
+from hoststate import forget_pending_dirs, snapshot  # noqa: E402  pylint: disable=wrong-import-position
 from playbook import run_play  # noqa: E402  pylint: disable=wrong-import-position
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _tc  # noqa: E402
@@ -207,6 +207,7 @@ def host(tmp_path_factory):
             if record is not None:
                 Pending.stop_timer(record)
             pending.forget()
+            forget_pending_dirs()
             _program.remove_pins(pin_dir)
             _program.remove_pins(pin_root)
 
