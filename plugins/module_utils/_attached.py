@@ -21,8 +21,9 @@ import os
 from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _tc
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
 
-PIN_ROOT = '/sys/fs/bpf/ebpf_tc'
-_SEARCH_DEPTH = 6   # ebpf_tc/netns/<netns>/<interface>/<direction>/<program>
+BPFFS = '/sys/fs/bpf'
+PIN_ROOT = BPFFS + '/ebpf_tc'
+_SEARCH_DEPTH = 8   # directories below the root searched: ebpf_tc/netns/<netns>/<interface>/<direction> is 5
 
 
 def program_info(prog_id):
@@ -78,8 +79,9 @@ def pinned(pin_dir, program=None):
     return out
 
 
-def find_pin_dir(prog_id, program, root=PIN_ROOT):
-    """The directory under `root` where program id `prog_id` is pinned as `program`, or None."""
+def find_pin_dir(prog_id, program, root=BPFFS):
+    """The directory under `root` where program id `prog_id` is pinned as `program`, or None (only pins
+    named `program` are opened, so a crowded bpffs costs a directory walk)."""
     if not os.path.isdir(root):
         return None
     base = root.rstrip(os.sep).count(os.sep)

@@ -365,26 +365,29 @@ def _foreign_error(flt, direction, interface):
 
 
 def _other_pin_dir_error(current, direction, interface, netns, pin_dir):
-    """The refusal to replace a filter of ours whose program is not pinned in pin_dir and uses none of the
-    maps pinned there (attached from another pin_dir: replacing it would leave its maps, rules and
-    counters behind), or None when it is this pin_dir's."""
-    info = _attached.program_info(current['prog_id'])
+    """The refusal to replace a filter of ours attached from another pin_dir - its program is pinned in
+    another directory, and is not the one pinned in pin_dir nor uses the maps pinned there: replacing it
+    would leave those maps, and their content (rules, counters), behind - or None.
+
+    A program pinned nowhere (its pins were removed) is replaced: nothing can manage its maps any more,
+    and attaching again is the way back."""
     program = _tc.owned_program(current)
     pins = _attached.pinned(pin_dir, program)
     if pins['program'] is not None and pins['program']['id'] == current['prog_id']:
         return None
-    used = set(info.map_ids) if info is not None else set()
-    if used & set(pins['maps'].values()) or (info is not None and not info.map_ids):
-        return None     # it uses this pin_dir's maps (a new build pinned elsewhere?), or it has no state to lose
+    info = _attached.program_info(current['prog_id'])
+    if info is not None and set(info.map_ids) & set(pins['maps'].values()):
+        return None     # it uses this pin_dir's maps
     elsewhere = _attached.find_pin_dir(current['prog_id'], program)
-    origin = 'pinned at %s' % elsewhere if elsewhere else 'not pinned under %s' % _attached.PIN_ROOT
+    if elsewhere is None:
+        return None
     where = '%s%s' % (interface, ' in network namespace %s' % netns if netns else '')
     return EbpfTcError(
-        '%s on %s runs program %s (id %s) %s, not one pinned in pin_dir %s (it uses none of the maps pinned '
-        'there): replacing it would leave its maps and their content (rules, counters) behind. Check pin_dir%s; '
-        'force: true replaces it anyway'
-        % (_tc.describe_filter(current, direction), where, program, current['prog_id'], origin, pin_dir,
-           ' (%s?)' % elsewhere if elsewhere else ''))
+        '%s on %s runs program %s (id %s) pinned at %s, not one pinned in pin_dir %s: replacing it would leave '
+        'the maps pinned at %s and their content (rules, counters) behind. Check pin_dir (%s?); force: true '
+        'replaces it anyway'
+        % (_tc.describe_filter(current, direction), where, program, current['prog_id'], elsewhere, pin_dir,
+           elsewhere, elsewhere))
 
 
 def filter_present(interface, direction, netns, pin_dir, object_path, program, priority, handle,

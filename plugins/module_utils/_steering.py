@@ -377,8 +377,8 @@ def open_maps(pin_dir, hook=None):
         raise EbpfTcError('no steering program is pinned at %s (%s), but %s runs one (id %s)%s'
                           % (pin_dir, problem, hook['where'], attached['id'],
                              ': give pin_dir: %s' % elsewhere if elsewhere else
-                             ', pinned nowhere under %s: attach it again with ebpf.tc.bpf_filter, pin_dir: %s '
-                             'and force: true' % (_attached.PIN_ROOT, pin_dir)))
+                             ', pinned nowhere: nothing can read or change its rules; attach it again with '
+                             'ebpf.tc.bpf_filter (pin_dir: %s) and apply the rules' % pin_dir))
     raise EbpfTcError(NOT_PINNED % (pin_dir, problem))
 
 

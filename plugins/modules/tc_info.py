@@ -155,7 +155,7 @@ interfaces:
             - Else C(reason) - V(program) (another program is pinned at C(<pin dir>/<program>)) or V(maps)
               (the attached program does not use maps pinned there) -, C(message) (what disagrees and how to
               repair it) and C(pinned_at) (where the attached program is pinned, when that is under
-              C(/sys/fs/bpf/ebpf_tc); else null).
+              C(/sys/fs/bpf); else null).
             - M(ebpf.tc.steering_rules) refuses to work on a hook with drift, and so do the C(ebpf.tc.steering) role's
               verification and the C(ebpf.tc.rollout) playbook's health check.
           type: dict
