@@ -209,3 +209,26 @@ def test_confirm_with_nothing_pending_fails_and_says_when_the_trial_reverted(nod
     res = run_play([node.steering_rules(rules=RULES[:1], confirm_timeout=30),
                     node.steering_rules(confirm=True), node.steering_rules(confirm=True)])
     assert res.rc == 0 and res.changed == [True, True, False], res
+
+
+def test_lost_pins_are_recovered_by_attaching_again(node):
+    """Pins removed under a running program (bpffs remounted, rm -r): nothing can manage its maps, so
+    steering_rules says so, and bpf_filter replaces it without force (re-running the role recovers)."""
+    res = run_play([node.bpf_filter(), node.steering_rules(rules=RULES)])
+    assert res.rc == 0, res
+    running = res[0]['prog_id']
+    _program.remove_pins(node.pin_dir)
+    res = run_play([node.steering_rules(rules=RULES, ignore_errors=True), node.tc_info(),
+                    node.bpf_filter(), node.steering_rules(rules=RULES), node.tc_info()])
+    assert [t['status'] for t in res.tasks] == ['failed', 'ok', 'ok', 'ok', 'ok'], res
+    msg = res[0]['msg']
+    assert msg.startswith('no steering program is pinned at %s (the directory does not exist), but egress of eth0 '
+                          'runs one (id %d), pinned nowhere' % (node.pin_dir, running)), msg
+    assert msg.count(node.pin_dir) == 2, msg
+    hook = res[1]['interfaces']['eth0']['egress']
+    assert hook['drift'] is None and hook['attached']['id'] == running
+    assert hook['steering']['source'] == 'attached' and hook['steering']['rules'] == canonical(RULES)
+    assert res[2]['changed'] is True and res[2]['prog_id'] != running
+    assert res[3]['changed'] is True    # fresh maps: the rules are applied again
+    hook = res[4]['interfaces']['eth0']['egress']
+    assert hook['drift'] is None and hook['steering']['rules'] == canonical(RULES)
