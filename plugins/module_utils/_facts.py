@@ -228,13 +228,16 @@ def gather(netns=None, interface=None, directions=DIRECTIONS):
 
 
 def table(interfaces, directions=DIRECTIONS):
-    """A compact text table: one line per filter, and one per steering rule with its counters."""
+    """A compact text table: one line per filter, and one per steering rule with its counters. The filter of a
+    hook with drift reads 'ebpf_tc:steering(drift)'."""
     rows = [('INTERFACE', 'DIRECTION', 'PROGRAM', 'RULE', 'PACKETS', 'BYTES', 'DROPS')]
     for name in sorted(interfaces):
         facts = interfaces[name]
         for direction in directions:
             hook = facts.get(direction) or {}
             programs = [f.get('name') or '(unnamed)' for f in hook.get('filters', [])]
+            drifted = (hook.get('attached') or {}).get('name') if hook.get('drift') else None
+            programs = [p + '(drift)' if p == drifted else p for p in programs]
             steering = hook.get('steering')
             if steering and steering.get('applied') and 'error' not in steering:
                 program = ','.join(p for p in programs) or '(not attached)'

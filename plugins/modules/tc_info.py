@@ -195,7 +195,7 @@ table:
   description:
     - A compact text table - interface, direction, program, rule, packets, bytes, drops - one line per
       steering rule (and the default action), or per filter of hooks without steering rules. Empty when
-      there is nothing to show.
+      there is nothing to show. The filter of a hook with drift is shown as C(ebpf_tc:steering(drift)).
   returned: success
   type: str
   sample: |-

@@ -143,6 +143,7 @@ def test_drift_is_refused_reported_and_repaired(node):
     drift = hook['drift']['message']
     assert 'not the program pinned at %s/steering (id %d)' % (node.pin_dir, first_prog) in drift, drift
     assert 'pin_dir: %s and force: true' % node.pin_dir in drift, drift
+    assert 'ebpf_tc:steering(drift)' in res[1]['table'], res[1]['table']
     # the rule set reported is the one the hook runs (none), not the three rules of the unused pins
     assert hook['steering']['source'] == 'attached' and hook['steering']['rules'] == [], hook['steering']
     [filter_] = [f for f in hook['filters'] if f['owned']]
