@@ -266,7 +266,7 @@ BAD_STATES = [
     ('hooks[1].interface', lambda s: s['hooks'].append({'interface': 'nosuch3', 'rules': []})),
     ('hooks[0] (eth0 egress): rules[0] (name no-ping): match.src',
      lambda s: s['hooks'][0]['rules'][0]['match'].update(src='10.0.0.1/8')),
-    ('hooks[0] (eth0 egress): rules[2] (name to-nowhere): redirect.interface', lambda s: s['hooks'][0]['rules'].append(
+    ('hooks[0] (eth0 egress): rules[3] (name to-nowhere): redirect.interface', lambda s: s['hooks'][0]['rules'].append(
         {'name': 'to-nowhere', 'match': {'dst': '10.9.0.0/16'}, 'action': 'redirect',
          'redirect': {'interface': 'nosuch1'}})),
     ('rp_filter_loose[0]', lambda s: s.update(rp_filter_loose=['nosuch2'])),
