@@ -442,6 +442,21 @@ def filter_present(interface, direction, netns, pin_dir, object_path, program, p
         return result
 
 
+def _forget_pending(pin_dir):
+    """The commit-confirm state of the unpinned maps goes with them: a pending trial's timer is stopped,
+    its record and the outcome of the last trial removed."""
+    from ansible_collections.ebpf.tc.plugins.module_utils._confirm import Pending
+
+    pending = Pending(pin_dir)
+    if not os.path.isdir(pending.directory):
+        return
+    with pending.locked():
+        record = pending.read()
+        if record is not None:
+            Pending.stop_timer(record)
+        pending.forget()
+
+
 def filter_absent(interface, direction, netns, pin_dir, program, priority, handle, unpin, check_mode=False):
     """Detach our filter at priority/handle (if there) and, with unpin, remove pin_dir and its empty parents.
 
@@ -468,5 +483,6 @@ def filter_absent(interface, direction, netns, pin_dir, program, priority, handl
                 _tc.detach(ipr, index, direction, priority, handle)
             if unpin:
                 remove_pins(pin_dir)
+                _forget_pending(pin_dir)
         return {'changed': changed, 'before': before, 'after': after, 'detached': current is not None,
                 'filter': None, 'unpinned': pins if unpin else []}

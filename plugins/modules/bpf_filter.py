@@ -73,6 +73,8 @@ options:
     description:
       - With O(state=absent), also remove O(pin_dir) with everything pinned in it (program and maps, whose
         content is lost), and its parent directories up to C(/sys/fs/bpf/ebpf_tc) while empty.
+      - The commit-confirm state of those maps (see M(ebpf.tc.steering_rules)) goes with them - a pending trial's
+        timer is stopped and its record, and the record of how the last trial ended, are removed.
     type: bool
     default: false
   force:

@@ -210,6 +210,16 @@ def test_confirm_with_nothing_pending_fails_and_says_when_the_trial_reverted(nod
     res = run_play([node.steering_rules(rules=RULES[:1], confirm_timeout=30),
                     node.steering_rules(confirm=True), node.steering_rules(confirm=True)])
     assert res.rc == 0 and res.changed == [True, True, False], res
+    assert Pending(node.pin_dir).read_outcome()['outcome'] == 'confirmed'
+
+    # unpinning the maps drops their commit-confirm state too: nothing is left on /run
+    res = run_play([node.steering_rules(rules=RULES, confirm_timeout=30),
+                    node.bpf_filter(state='absent', unpin=True)])
+    assert res.rc == 0 and res[0]['pending'] is not None, res
+    pending = Pending(node.pin_dir)
+    assert pending.read() is None and pending.read_outcome() is None
+    assert not os.path.exists(pending.path) and not os.path.exists(pending.outcome_path)
+    assert not os.path.exists(node.pin_dir)
 
 
 def test_lost_pins_are_recovered_by_attaching_again(node):
