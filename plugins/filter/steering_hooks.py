@@ -226,16 +226,16 @@ def _check(interface, direction, rules, sources, default_action):
     try:
         _rules.validate(rules, default_action)
     except RuleError as err:
-        index = None
-        if err.rule is not None and err.rule.startswith('rules[') and err.rule.endswith(']'):
-            index = int(err.rule[len('rules['):-1])
-        elif err.rule is not None:
+        index = err.index
+        if index is None and err.rule is not None:
             names = [rule.get('name') if isinstance(rule, dict) else None for rule in rules]
             index = names.index(err.rule) if err.rule in names else None
         where = 'hook %s %s' % (interface, direction)
         if index is None:  # a set-level error (too many rules): no one entry to blame
             raise AnsibleFilterError('%s: %s' % (where, err))
-        raise AnsibleFilterError('%s (%s): %s' % (sources[index], where, err))
+        # the inventory entry is named already; the position in the merged hook's list would only confuse
+        plain = RuleError(err.message, rule=err.rule, field=err.field)
+        raise AnsibleFilterError('%s (%s): %s' % (sources[index], where, plain))
 
 
 def _explicit(hooks, out):

@@ -8,7 +8,9 @@ One pending change per key (the steering program's pin directory). Its record is
 /run/ebpf_tc/pending/ (tmpfs: a reboot forgets it, as it forgets the pinned maps it is about); a
 detached timer process sleeps until the deadline, then, holding the lock and only if the record is still
 the one it was started for, runs the expiry callback and removes the record. Confirming removes the
-record and stops the timer (after checking, by its start time, that the pid is still our timer).
+record and stops the timer (after checking, by its start time, that the pid is still our timer). How the
+last change ended (confirmed, or reverted and when) is kept next to the record, so that a late
+confirmation can say what happened.
 
 Every change to a record happens under an exclusive flock on the records' directory, so a confirmation and an
 expiry never interleave: the timer is either still sleeping when it is stopped, or it has finished.
@@ -60,6 +62,7 @@ class Pending:
         self.directory = directory
         digest = hashlib.sha256(os.path.realpath(key).encode('utf-8')).hexdigest()[:24]
         self.path = os.path.join(directory, digest + '.json')
+        self.outcome_path = os.path.join(directory, digest + '.outcome.json')
 
     @contextmanager
     def locked(self, create=True):
@@ -94,19 +97,45 @@ class Pending:
             return None
 
     def write(self, record):
+        self._write(self.path, record)
+
+    def _write(self, path, record):
         if not os.path.isdir(self.directory):
             os.makedirs(self.directory, 0o700)
-        tmp = '%s.%d.tmp' % (self.path, os.getpid())
+        tmp = '%s.%d.tmp' % (path, os.getpid())
         with open(tmp, 'w') as out:
             json.dump(record, out, sort_keys=True)
-        os.rename(tmp, self.path)
+        os.rename(tmp, path)
 
     def remove(self):
+        self._unlink(self.path)
+
+    @staticmethod
+    def _unlink(path):
         try:
-            os.unlink(self.path)
+            os.unlink(path)
         except OSError as err:
             if err.errno != errno.ENOENT:
                 raise
+
+    # How the last pending change ended ('confirmed' or 'reverted', when, and the generation then
+    # applied), kept after the record is gone so that a late confirmation can be told what happened.
+
+    def read_outcome(self):
+        """The last outcome (a dict: outcome, at, generation...), or None."""
+        try:
+            with open(self.outcome_path) as src:
+                return json.load(src)
+        except (IOError, OSError, ValueError):
+            return None
+
+    def write_outcome(self, outcome, **details):
+        self._write(self.outcome_path, dict(details, outcome=outcome, at=time.time(), key=self.key))
+
+    def forget(self):
+        """Remove the record and the outcome (the key's state is gone, for example unpinned)."""
+        self._unlink(self.path)
+        self._unlink(self.outcome_path)
 
     @staticmethod
     def timer_alive(record):
@@ -191,10 +220,14 @@ class Pending:
             if current is None or current.get('token') != record['token']:
                 return  # confirmed, or replaced by a newer change with its own timer
             try:
-                on_expiry(current)
+                reverted = on_expiry(current)
             except Exception as err:  # kept for the next run to report; nothing else can see it
                 current['error'] = '%s: %s' % (type(err).__name__, err)
                 current['timer_pid'] = None
                 self.write(current)
                 return
+            if reverted:
+                # on_expiry's truthy answer (the generation it applied, for steering) is kept as the outcome
+                self.write_outcome('reverted', trial_generation=current.get('generation'), generation=reverted,
+                                   deadline=current.get('deadline'))
             self.remove()

@@ -20,21 +20,32 @@ class EbpfTcError(Exception):
 class RuleError(EbpfTcError):
     """A rule set is invalid. Raised before anything on the host changes.
 
-    ``rule`` is the rule's name (or ``rules[i]`` when it has none), ``field`` the dotted path of the
-    offending field inside the rule (``match.src``, ``redirect.via``), or None for set-level errors.
+    ``rule`` is the rule's name (or ``rules[i]`` when it has none), ``index`` its position in the list
+    when known, ``field`` the dotted path of the offending field inside the rule (``match.src``,
+    ``redirect.via``), or None for set-level errors. The message starts with where:
+    ``rules[2] (name web): match.src: ...``, ``rules[0]: name: ...``, ``rules: ...``.
     """
 
-    def __init__(self, message, rule=None, field=None):
+    def __init__(self, message, rule=None, field=None, index=None):
         self.rule = rule
         self.field = field
-        prefix = ''
-        if rule is not None and field is not None:
-            prefix = 'rule %s: %s: ' % (rule, field)
+        self.index = index
+        self.message = message
+        where = []
+        if index is not None:
+            label = 'rules[%d]' % index
+            where.append(label if rule in (None, label) else '%s (name %s)' % (label, rule))
         elif rule is not None:
-            prefix = 'rule %s: ' % (rule,)
-        elif field is not None:
-            prefix = '%s: ' % (field,)
-        super(RuleError, self).__init__(prefix + message)
+            where.append(rule if str(rule).startswith('rules[') else 'rule %s' % (rule,))
+        if field is not None:
+            where.append(str(field))
+        super(RuleError, self).__init__(''.join('%s: ' % part for part in where) + message)
+
+    def at(self, index):
+        """This error with the rule's position in the list (unchanged when it already has one)."""
+        if self.index is not None or self.rule is None:
+            return self
+        return RuleError(self.message, rule=self.rule, field=self.field, index=index)
 
 
 class LibbpfError(EbpfTcError):

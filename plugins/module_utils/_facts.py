@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _program, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program, _tc
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
 
 OWNED_PREFIX = getattr(_tc, 'OWNED_PREFIX', 'ebpf_tc:')
@@ -22,6 +22,7 @@ DIRECTIONS = ('ingress', 'egress')
 PROTO_NAMES = {1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6', 132: 'sctp'}
 TC_H_ROOT = 0xFFFFFFFF
 TC_H_UNSPEC = 0
+STEERING_PROGRAM = 'steering'   # the kernel's name of the program of files/bpf/steering.bpf.o
 
 
 def is_owned(name):
@@ -123,14 +124,22 @@ def is_steering_dir(pins):
     return set(STEERING_MAPS) <= set(m['name'] for m in pins['maps'])
 
 
-def steering_facts(pin_dir, ifname_of):
-    """The applied rule set, generation and counters of the steering maps in pin_dir."""
+def steering_facts(pin_dir, ifname_of, prog_id=None, pinned=True):
+    """The applied rule set, generation and counters of the steering maps of program `prog_id` (the one a
+    hook runs) or, when it is not given or not a steering program, of the maps pinned in pin_dir (if
+    `pinned`; else None). 'source' says which: 'attached' or 'pinned'."""
     from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps
 
-    with SteeringMaps(pin_dir) as maps:
+    maps = SteeringMaps.of_program(prog_id) if prog_id else None
+    source = 'attached'
+    if maps is None:
+        if not pinned:
+            return None
+        maps, source = SteeringMaps(pin_dir), 'pinned'
+    with maps:
         header = maps.header()
         out = {'applied': header is not None, 'generation': header.generation if header else 0,
-               'default_action': None, 'rules': [], 'counters': {}, 'protocols': {}}
+               'default_action': None, 'rules': [], 'counters': {}, 'protocols': {}, 'source': source}
         if header is not None:
             ruleset = maps.applied(ifname_of)
             out['default_action'] = ruleset.default_action
@@ -185,8 +194,14 @@ def gather(netns=None, interface=None, directions=DIRECTIONS):
                 for flt in _tc.list_filters(ipr, index, direction):
                     flt = dict(flt)
                     flt['owned'] = is_owned(flt.get('name'))
+                    info = _attached.program_info(flt.get('prog_id'))
+                    flt['prog_name'] = info.name if info else None
+                    flt['map_ids'] = sorted(info.map_ids) if info else None
                     filters.append(flt)
-                facts[direction] = {'filters': filters}
+                # what the hook runs against the default pin dir's pins: one answer, _attached's
+                hook = _attached.hook_state(ipr, index, direction, _program.default_pin_dir(name, direction, netns),
+                                            name, netns=netns)
+                facts[direction] = {'filters': filters, 'attached': hook['attached'], 'drift': hook['drift']}
             interfaces[name] = facts
 
     def ifname_of(ifindex):
@@ -201,9 +216,11 @@ def gather(netns=None, interface=None, directions=DIRECTIONS):
             pins = pins_of(pin_dir)
             facts[direction]['pins'] = pins
             steering = None
-            if is_steering_dir(pins):
+            attached = facts[direction]['attached']
+            prog_id = attached['id'] if attached and attached['prog_name'] == STEERING_PROGRAM else None
+            if prog_id or is_steering_dir(pins):
                 try:
-                    steering = steering_facts(pin_dir, ifname_of)
+                    steering = steering_facts(pin_dir, ifname_of, prog_id, pinned=is_steering_dir(pins))
                 except EbpfTcError as err:  # one unreadable hook must not hide the others' facts
                     steering = {'applied': None, 'error': str(err)}
             facts[direction]['steering'] = steering
@@ -211,13 +228,16 @@ def gather(netns=None, interface=None, directions=DIRECTIONS):
 
 
 def table(interfaces, directions=DIRECTIONS):
-    """A compact text table: one line per filter, and one per steering rule with its counters."""
+    """A compact text table: one line per filter, and one per steering rule with its counters. The filter of a
+    hook with drift reads 'ebpf_tc:steering(drift)'."""
     rows = [('INTERFACE', 'DIRECTION', 'PROGRAM', 'RULE', 'PACKETS', 'BYTES', 'DROPS')]
     for name in sorted(interfaces):
         facts = interfaces[name]
         for direction in directions:
             hook = facts.get(direction) or {}
             programs = [f.get('name') or '(unnamed)' for f in hook.get('filters', [])]
+            drifted = (hook.get('attached') or {}).get('name') if hook.get('drift') else None
+            programs = [p + '(drift)' if p == drifted else p for p in programs]
             steering = hook.get('steering')
             if steering and steering.get('applied') and 'error' not in steering:
                 program = ','.join(p for p in programs) or '(not attached)'

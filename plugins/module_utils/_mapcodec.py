@@ -306,10 +306,19 @@ def open_pinned_map(path):
         raise CodecError('no BPF map is pinned at %s (the path does not exist)' % path)
     if os.path.isdir(path):
         raise CodecError('%s is a directory, not a pinned BPF map' % path)
+    from ansible_collections.ebpf.tc.plugins.module_utils._program import BPF_FS_MAGIC, fs_magic
+
+    try:
+        on_bpffs = fs_magic(path) == BPF_FS_MAGIC
+    except OSError:
+        on_bpffs = True     # cannot tell: let the kernel's answer below speak
+    if not on_bpffs:
+        raise CodecError('%s is not on a BPF filesystem (bpffs), so it is not a pinned BPF map: give the path '
+                         'of a map pinned under a bpffs mount such as /sys/fs/bpf' % path)
     try:
         fd = _libbpf.obj_get(path)
     except LibbpfError as err:
-        raise CodecError('%s is not a pinned BPF object (is it on bpffs?): %s' % (path, err))
+        raise CodecError('%s is not a pinned BPF object: %s' % (path, err))
     try:
         info = _libbpf.map_info(fd)
     except LibbpfError as err:
@@ -322,13 +331,18 @@ def open_pinned_map(path):
     return bpf_map
 
 
+def article(word):
+    """'an' before a vowel sound ('an array map', 'an lpm_trie map'), else 'a'."""
+    return 'an' if word[:1].lower() in 'aeio' or word.lower().startswith(('lpm', 'lru')) else 'a'
+
+
 def shape_of(bpf_map):
     """The MapShape of a _libbpf.Map; refuses map types whose values are not plain bytes."""
     info = bpf_map.info
     kind = type_name(info.type)
     if kind not in SUPPORTED_TYPES:
-        raise CodecError('map %s is a %s map: bpf_map manages only %s maps'
-                         % (info.name or info.id, kind, ', '.join(sorted(SUPPORTED_TYPES))))
+        raise CodecError('map %s is %s %s map: bpf_map manages only %s maps'
+                         % (info.name or info.id, article(kind), kind, ', '.join(sorted(SUPPORTED_TYPES))))
     return MapShape(kind, info.key_size, info.value_size, info.max_entries)
 
 

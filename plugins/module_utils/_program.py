@@ -14,9 +14,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
+import ctypes
 import os
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _libbpf, _tc
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, LibbpfError
 
 # Below 5.11 bpf_redirect_neigh takes no next hop: the verifier accepts the object and the redirect then drops
@@ -57,6 +58,45 @@ def bpffs_mounted(path=BPFFS):
             return any(line.split()[1] == path and line.split()[2] == 'bpf' for line in mounts)
     except (IOError, OSError):
         return False
+
+
+BPF_FS_MAGIC = 0xCAFE4A11
+
+
+def fs_magic(path):
+    """The statfs(2) f_type of the filesystem holding `path` (an OSError when it cannot be read)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(512)  # struct statfs is 120 bytes on 64-bit Linux; f_type comes first
+    if libc.statfs(os.fsencode(path), buf) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return ctypes.c_ulong.from_buffer(buf).value & 0xFFFFFFFF
+
+
+def nearest_existing(path):
+    """`path` itself, or its nearest ancestor that exists."""
+    path = os.path.abspath(path)
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def check_pin_dir(pin_dir):
+    """Refuse (EbpfTcError naming pin_dir) a pin directory that is not, or would not be, on a bpf
+    filesystem: checked on its nearest existing ancestor, before anything is created."""
+    existing = nearest_existing(pin_dir)
+    if os.path.lexists(pin_dir) and not os.path.isdir(pin_dir):
+        raise EbpfTcError('pin_dir: %s is not a directory' % pin_dir)
+    try:
+        magic = fs_magic(existing)
+    except OSError as err:
+        raise EbpfTcError('pin_dir: cannot check that %s is on a BPF filesystem: %s' % (pin_dir, err))
+    if magic != BPF_FS_MAGIC:
+        raise EbpfTcError('pin_dir: %s is not on a BPF filesystem (bpffs): %s is on a filesystem of type '
+                          '%#x; use a directory under %s' % (pin_dir, existing, magic, BPFFS))
 
 
 def load_and_pin(object_path, program, pin_dir):
@@ -134,11 +174,47 @@ def check_object_path(object_path):
         raise EbpfTcError('BPF object %s is not a regular file' % object_path)
 
 
+LEGACY_MAPS_MESSAGE = ('legacy map definitions (SEC("maps")) are not supported by libbpf >= 1.0; use BTF-defined '
+                       'maps in SEC(".maps")')
+
+
+def elf_section_names(path):
+    """The section names of the ELF file at path (an empty list for anything that is not ELF)."""
+    import struct
+
+    with open(path, 'rb') as elf:
+        data = elf.read()
+    if data[:4] != b'\x7fELF' or len(data) < 64 or data[4] not in (1, 2) or data[5] not in (1, 2):
+        return []
+    order = '<' if data[5] == 1 else '>'
+    try:
+        if data[4] == 2:    # ELF64
+            shoff, = struct.unpack_from(order + 'Q', data, 0x28)
+            shentsize, shnum, shstrndx = struct.unpack_from(order + 'HHH', data, 0x3A)
+            header, offset_at = order + 'IIQQQQ', (4, 5)
+        else:               # ELF32
+            shoff, = struct.unpack_from(order + 'I', data, 0x20)
+            shentsize, shnum, shstrndx = struct.unpack_from(order + 'HHH', data, 0x2E)
+            header, offset_at = order + 'IIIIII', (4, 5)
+        sections = [struct.unpack_from(header, data, shoff + i * shentsize) for i in range(shnum)]
+        strtab = sections[shstrndx]
+        table = data[strtab[offset_at[0]]:strtab[offset_at[0]] + strtab[offset_at[1]]]
+        return [table[s[0]:table.index(b'\0', s[0])].decode('ascii', 'replace') for s in sections]
+    except (struct.error, IndexError, ValueError):
+        return []
+
+
 def _open_object(object_path, pin_root=None):
     check_object_path(object_path)
     try:
         return _libbpf.BpfObject.open(object_path, pin_root=pin_root)
     except LibbpfError as err:
+        try:
+            legacy = 'maps' in elf_section_names(object_path)
+        except (IOError, OSError):
+            legacy = False
+        if legacy:
+            raise EbpfTcError('%s has a section "maps": %s' % (object_path, LEGACY_MAPS_MESSAGE))
         raise EbpfTcError('%s is not a BPF object libbpf can open (%s)' % (object_path, str(err).splitlines()[0]))
 
 
@@ -321,20 +397,52 @@ def _foreign_error(flt, direction, interface):
                        % (_tc.describe_filter(flt, direction), interface, _tc.OWNED_PREFIX))
 
 
+def _other_pin_dir_error(current, direction, interface, netns, pin_dir):
+    """The refusal to replace a filter of ours attached from another pin_dir - its program is pinned in
+    another directory, and is not the one pinned in pin_dir nor uses the maps pinned there: replacing it
+    would leave those maps, and their content (rules, counters), behind - or None.
+
+    A program pinned nowhere (its pins were removed) is replaced: nothing can manage its maps any more,
+    and attaching again is the way back."""
+    program = _tc.owned_program(current)
+    pins = _attached.pinned(pin_dir, program)
+    if pins['program'] is not None and pins['program']['id'] == current['prog_id']:
+        return None
+    info = _attached.program_info(current['prog_id'])
+    if info is not None and set(info.map_ids) & set(pins['maps'].values()):
+        return None     # it uses this pin_dir's maps
+    elsewhere = _attached.find_pin_dir(current['prog_id'], program)
+    if elsewhere is None:
+        return None
+    where = '%s%s' % (interface, ' in network namespace %s' % netns if netns else '')
+    return EbpfTcError(
+        '%s on %s runs program %s (id %s) pinned at %s, not one pinned in pin_dir %s: replacing it would leave '
+        'the maps pinned at %s and their content (rules, counters) behind. Check pin_dir (%s?); force: true '
+        'replaces it anyway'
+        % (_tc.describe_filter(current, direction), where, program, current['prog_id'], elsewhere, pin_dir,
+           elsewhere, elsewhere))
+
+
 def filter_present(interface, direction, netns, pin_dir, object_path, program, priority, handle,
-                   check_mode=False):
+                   check_mode=False, force=False):
     """Make `program` of `object_path` the filter at priority/handle of the hook, pinned under pin_dir.
 
     Unchanged when the filter there is named ebpf_tc:<program>, runs a program with the object's tag, and
     that program is the one pinned at pin_dir/<program> with every map of the object pinned compatibly.
-    Returns a dict: changed, filter (after), before/after (for diff), prog_id, tag, maps (MapPlan as dict),
-    clsact_added.
+    Refuses, before any change, a pin_dir that is not on bpffs and (unless force) a filter of ours attached
+    from another pin_dir. Returns a dict: changed, filter (after), before/after (for diff), prog_id, tag,
+    maps (MapPlan as dict), clsact_added.
     """
+    check_pin_dir(pin_dir)
     with _tc.open_netlink(netns, interface) as ipr:
         index = _tc.ifindex(ipr, interface)
         current = _tc.filter_at(ipr, index, direction, priority, handle)
         if current is not None and not _tc.is_owned(current):
             raise _foreign_error(current, direction, interface)
+        if current is not None and not force:
+            refusal = _other_pin_dir_error(current, direction, interface, netns, pin_dir)
+            if refusal is not None:
+                raise refusal
         build = inspect_object(object_path, program)
         plan = plan_maps(pin_dir, build)
         pinned = pinned_program(pin_dir, program)
@@ -367,12 +475,29 @@ def filter_present(interface, direction, netns, pin_dir, object_path, program, p
         return result
 
 
+def _forget_pending(pin_dir):
+    """The commit-confirm state of the unpinned maps goes with them: a pending trial's timer is stopped,
+    its record and the outcome of the last trial removed."""
+    from ansible_collections.ebpf.tc.plugins.module_utils._confirm import Pending
+
+    pending = Pending(pin_dir)
+    if not os.path.isdir(pending.directory):
+        return
+    with pending.locked():
+        record = pending.read()
+        if record is not None:
+            Pending.stop_timer(record)
+        pending.forget()
+
+
 def filter_absent(interface, direction, netns, pin_dir, program, priority, handle, unpin, check_mode=False):
     """Detach our filter at priority/handle (if there) and, with unpin, remove pin_dir and its empty parents.
 
     A foreign filter at priority/handle, or one of ours for another program than `program` (when given),
     is an error and stays.
     """
+    if unpin:
+        check_pin_dir(pin_dir)  # unpin removes a tree: never one on another filesystem
     with _tc.open_netlink(netns, interface) as ipr:
         index = _tc.ifindex(ipr, interface)
         current = _tc.filter_at(ipr, index, direction, priority, handle)
@@ -391,5 +516,6 @@ def filter_absent(interface, direction, netns, pin_dir, program, priority, handl
                 _tc.detach(ipr, index, direction, priority, handle)
             if unpin:
                 remove_pins(pin_dir)
+                _forget_pending(pin_dir)
         return {'changed': changed, 'before': before, 'after': after, 'detached': current is not None,
                 'filter': None, 'unpinned': pins if unpin else []}

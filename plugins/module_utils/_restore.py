@@ -291,7 +291,8 @@ def restore(state):
         attached = _program.filter_present(hook['interface'], hook['direction'], netns, hook['pin_dir'],
                                            state['object'], state['program'], state['priority'], state['handle'])
         rules = _steering.manage(hook['pin_dir'], hook['interface'], netns=netns, state='present',
-                                 rules=hook['rules'], default_action=hook['default_action'])
+                                 rules=hook['rules'], default_action=hook['default_action'],
+                                 direction=hook['direction'])
         summary['hooks'].append({
             'interface': hook['interface'], 'direction': hook['direction'], 'pin_dir': hook['pin_dir'],
             'attached': attached['changed'], 'clsact_added': attached['clsact_added'],

@@ -294,10 +294,13 @@ def validate(rules, default_action='pass', interface_exists=None):
     out = []
     seen = {}
     for index, raw in enumerate(rules):
-        rule = _validate_rule(index, raw, interface_exists)
+        try:
+            rule = _validate_rule(index, raw, interface_exists)
+        except RuleError as err:
+            raise err.at(index)
         if rule.name in seen:
             raise RuleError('duplicate name: rules[%d] and rules[%d] are both named %r'
-                            % (seen[rule.name], index, rule.name), rule=rule.name, field='name')
+                            % (seen[rule.name], index, rule.name), rule=rule.name, field='name', index=index)
         seen[rule.name] = index
         out.append(rule)
     return RuleSet(default_action, tuple(out))
@@ -823,7 +826,12 @@ def compile_tables(ruleset, slot, counters, ifindex_of):
         raise RuleError('the rule set needs %d distinct match classes, more than the MAX_CLASSES=%d the '
                         'program holds (fewer distinct prefixes or port ranges would need fewer)'
                         % (len(pool.ids), L.MAX_CLASSES), field='rules')
-    entries = [_rule_entry(rule, counter, ifindex_of) for rule, counter in zip(rules, counters)]
+    entries = []
+    for index, (rule, counter) in enumerate(zip(rules, counters)):
+        try:
+            entries.append(_rule_entry(rule, counter, ifindex_of))
+        except RuleError as err:
+            raise err.at(index)
     header = L.SetHeader(slot, nrules, (nrules + 63) // 64, ACTION_CODES[ruleset.default_action], 0)
     class_bits = dict((cid, value) for value, cid in pool.ids.items())
     return Tables(header, src, dst, protos, sports, dports, class_bits, entries)

@@ -19,7 +19,7 @@ import time
 from collections import namedtuple
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _libbpf, _program, _tc
 from ansible_collections.ebpf.tc.plugins.module_utils._confirm import Pending
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, RuleError
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import (
@@ -31,6 +31,7 @@ STEERING_MAPS = (
     L.MAP_PROTO_STATS, L.MAP_SETTINGS,
 )
 DEFAULT_COUNTER_NAME = '(default)'
+STEERING_PROGRAM = 'steering'   # the program of files/bpf/steering.bpf.o
 
 Plan = namedtuple('Plan', 'header current desired changed tables fresh')
 Plan.__doc__ = """SteeringMaps.plan's answer: the header it was made against, the current and desired RuleSets,
@@ -42,19 +43,43 @@ _ZERO = L.pack_u32(0)
 class SteeringMaps:
     """The pinned maps of one steering program instance (one interface and direction)."""
 
-    def __init__(self, pin_dir):
+    def __init__(self, pin_dir, maps=None):
+        """The maps pinned in pin_dir; or, with `maps` ({name: map id}), those maps by id (pin_dir then only
+        names them in messages)."""
         self.pin_dir = pin_dir
         self._maps = {}
         try:
             for name in STEERING_MAPS:
+                if maps is not None:
+                    if name not in maps:
+                        raise EbpfTcError('%s has no map %s' % (pin_dir, name))
+                    self._maps[name] = _libbpf.Map.from_id(maps[name])
+                    continue
                 path = os.path.join(pin_dir, name)
                 if not os.path.exists(path):
-                    raise EbpfTcError('%s is not a steering program pin directory: %s is missing'
-                                      % (pin_dir, path))
+                    raise EbpfTcError('no map %s there' % name)
                 self._maps[name] = _libbpf.Map.from_pin(path)
         except Exception:
             self.close()
             raise
+
+    @classmethod
+    def of_program(cls, prog_id):
+        """The steering maps the program with id `prog_id` uses (by the kernel's map names), or None when
+        it is not a steering program (it lacks one of them)."""
+        info = _attached.program_info(prog_id)
+        if info is None:
+            return None
+        ids = {}
+        for map_id in info.map_ids:
+            try:
+                with _libbpf.Map.from_id(map_id) as bpf_map:
+                    ids[bpf_map.info.name] = map_id
+            except EbpfTcError:
+                continue
+        if not set(STEERING_MAPS) <= set(ids):
+            return None
+        return cls('program id %d' % prog_id, maps=ids)
 
     def close(self):
         for m in self._maps.values():
@@ -298,8 +323,8 @@ class SteeringMaps:
 # -- the steering_rules module's work ------------------------------------------------------------
 
 EMPTY_SET = RuleSet('pass', ())
-NOT_PINNED = ('no steering program is pinned at %s: attach files/bpf/steering.bpf.o with '
-              'ebpf.tc.bpf_filter first (%s)')
+NOT_PINNED = ('no steering program is pinned at %s (%s): attach files/bpf/steering.bpf.o with '
+              'ebpf.tc.bpf_filter first')
 
 
 class InterfaceNames:
@@ -336,14 +361,33 @@ class InterfaceNames:
         return self.names[index]
 
 
-def open_maps(pin_dir):
-    """SteeringMaps at pin_dir, or an error telling the operator to attach the program first."""
-    try:
-        return SteeringMaps(pin_dir)
-    except EbpfTcError as err:
-        raise EbpfTcError(NOT_PINNED % (pin_dir, err))
-    except OSError as err:
-        raise EbpfTcError(NOT_PINNED % (pin_dir, err))
+def open_maps(pin_dir, hook=None):
+    """SteeringMaps at pin_dir, or an error telling the operator to attach the program first (or, when
+    `hook` - a _attached.hook_state - shows the steering program attached from another pin dir, where)."""
+    if not os.path.isdir(pin_dir):
+        problem = 'the directory does not exist'
+    else:
+        try:
+            return SteeringMaps(pin_dir)
+        except (EbpfTcError, OSError) as err:
+            problem = str(err)
+    attached = hook and hook['attached']
+    if attached:
+        elsewhere = _attached.find_pin_dir(attached['id'], attached['program'])
+        raise EbpfTcError('no steering program is pinned at %s (%s), but %s runs one (id %s)%s'
+                          % (pin_dir, problem, hook['where'], attached['id'],
+                             ': give pin_dir: %s' % elsewhere if elsewhere else
+                             ', pinned nowhere: nothing can read or change its rules; attach it again with '
+                             'ebpf.tc.bpf_filter (pin_dir: %s) and apply the rules' % pin_dir))
+    raise EbpfTcError(NOT_PINNED % (pin_dir, problem))
+
+
+def check_hook(ipr, index, interface, direction, pin_dir, netns=None):
+    """The hook's _attached.hook_state for the steering program; drift is an error that says how to repair."""
+    hook = _attached.hook_state(ipr, index, direction, pin_dir, interface, program=STEERING_PROGRAM, netns=netns)
+    if hook['drift'] is not None:
+        raise EbpfTcError('not reading or changing the rule set at %s: %s' % (pin_dir, hook['drift']['message']))
+    return hook
 
 
 def _redirect_names(ruleset):
@@ -352,6 +396,7 @@ def _redirect_names(ruleset):
 
 def revert_pending(record):
     """The commit-confirm timer's expiry: put back record['revert_to'] if record['generation'] is applied.
+    Returns the generation it applied (False when it left the maps alone).
 
     Runs in the detached timer, without netlink: redirect targets resolve through the ifindexes the
     module recorded when it applied the pending set.
@@ -365,8 +410,7 @@ def revert_pending(record):
         target = record['revert_to']
         ruleset = validate(target['rules'], target['default_action'])
         plan = maps.plan(ruleset, ifindexes.get, ifnames.get)
-        maps.commit(plan)
-        return True
+        return maps.commit(plan) or True
 
 
 def pending_summary(record, now=None):
@@ -384,15 +428,39 @@ def pending_summary(record, now=None):
     }
 
 
+def _nothing_to_confirm(pending, interface, direction, applied_generation):
+    """None when a confirmation with nothing pending is a repeat of the last one (the confirmed set is still
+    applied); else the error: nothing waits, and when the last trial was reverted, when."""
+    outcome = pending.read_outcome() or {}
+    if outcome.get('outcome') == 'confirmed' and outcome.get('generation') == applied_generation:
+        return None
+    text = 'confirm: nothing is pending on %s %s' % (interface, direction)
+    if outcome.get('outcome') == 'reverted':
+        at = time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(outcome.get('at', 0)))
+        text += (': the trial set (generation %s) was not confirmed in time and was reverted at %s to the set '
+                 'before it (generation %s)' % (outcome.get('trial_generation'), at, outcome.get('generation')))
+        if outcome.get('generation') != applied_generation:
+            text += '; the rule set has changed again since (generation %d now)' % applied_generation
+        return EbpfTcError(text + '. Apply the rules again (with confirm_timeout to try them again)')
+    return EbpfTcError(text + ': no trial set (confirm_timeout) waits for a confirmation, so the applied set '
+                       '(generation %d) is not the result of one' % applied_generation)
+
+
 def manage(pin_dir, interface, netns=None, state='present', rules=None, default_action='pass',
-           confirm_timeout=None, confirm=False, check_mode=False):
+           confirm_timeout=None, confirm=False, check_mode=False, direction='egress'):
     """Everything ebpf.tc.steering_rules does; returns its result dict (the module drops `diff` unless asked).
 
     - Never-applied maps count as the empty set with default pass (every packet passes either way), so
       `state: absent` or `rules: []` on a fresh program changes nothing.
-    - `rules` None (with state present) leaves the rule set alone: only `confirm` acts.
+    - `rules` None (with state present) leaves the rule set alone: only `confirm` acts. Then nothing
+      pending is an error (saying when the last trial was reverted, if it was), unless the last pending
+      set was confirmed and is still applied (confirming twice).
     - Commit-confirm: see plugins/modules/steering_rules.py, "confirm_timeout".
+    - The maps read and written are those of the steering program the hook runs: when its filter runs
+      another program than the one pinned at pin_dir, or one that does not use the maps pinned there
+      (drift, see _attached), this fails before anything changes.
     """
+    _program.check_pin_dir(pin_dir)
     if confirm_timeout is not None and confirm:
         raise EbpfTcError('confirm_timeout and confirm: true cannot be used together: confirm_timeout '
                           'starts a trial of a new rule set, confirm ends one')
@@ -417,12 +485,13 @@ def manage(pin_dir, interface, netns=None, state='present', rules=None, default_
     # run of this module and for the timer
     with pending.locked(create=not check_mode):
         with _tc.open_netlink(netns) as ipr:
-            _tc.ifindex(ipr, interface)  # the hook's interface must exist where we look for it
+            index = _tc.ifindex(ipr, interface)  # the hook's interface must exist where we look for it
             names = InterfaceNames(ipr)
             desired = None
             if wanted is not None:
                 desired = validate(wanted[0], wanted[1], interface_exists=names.exists)
-            maps = open_maps(pin_dir)
+            hook = check_hook(ipr, index, interface, direction, pin_dir, netns)
+            maps = open_maps(pin_dir, dict(hook, where='%s of %s' % (direction, interface)))
             try:
                 plan = None
                 if desired is not None:
@@ -478,11 +547,16 @@ def manage(pin_dir, interface, netns=None, state='present', rules=None, default_
                         Pending.stop_timer(record)
                         pending.remove()
                         record = None
+            if confirm and record is None and wanted is None:
+                refusal = _nothing_to_confirm(pending, interface, direction, applied_generation)
+                if refusal is not None:
+                    raise refusal
             if confirm and record is not None:
                 changed = True
                 if not check_mode:
                     Pending.stop_timer(record)
                     pending.remove()
+                    pending.write_outcome('confirmed', generation=generation)
                     record = None
             if record is not None and record_stale and not check_mode and not changed_rules:
                 # a leftover of a set replaced behind our back: its timer would do nothing; tidy up

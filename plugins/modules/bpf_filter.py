@@ -28,6 +28,10 @@ description:
     pinned map is replaced by the new build's fresh map, after the new program is attached.
   - When the kernel's verifier rejects the object, nothing attached or pinned changes and the module fails
     with the end of the verifier's log.
+  - O(pin_dir) must be on a BPF filesystem (bpffs); that is checked on its nearest existing parent before
+    anything is created (no directory, no clsact qdisc).
+  - Objects with legacy map definitions (C(SEC("maps"))) are refused with a message saying so - libbpf 1.0
+    and later only open BTF-defined maps (C(SEC(".maps"))).
 author:
   - ebpf.tc contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -69,8 +73,23 @@ options:
     description:
       - With O(state=absent), also remove O(pin_dir) with everything pinned in it (program and maps, whose
         content is lost), and its parent directories up to C(/sys/fs/bpf/ebpf_tc) while empty.
+      - The commit-confirm state of those maps (see M(ebpf.tc.steering_rules)) goes with them - a pending trial's
+        timer is stopped and its record, and the record of how the last trial ended, are removed.
     type: bool
     default: false
+  force:
+    description:
+      - With O(state=present), replace a filter of this collection at O(priority)/O(handle) even when its
+        program was attached from another pin directory (it is not the program pinned in O(pin_dir) and uses
+        none of the maps pinned there).
+      - Without it such a filter is refused, because replacing it leaves its maps and their content (for the
+        steering program, the rule set and counters) behind, and that is usually a mistyped or disagreeing
+        O(pin_dir). Use it to repair drift (see M(ebpf.tc.tc_info)) by attaching the program pinned in
+        O(pin_dir) again.
+      - A filter this collection did not attach is never replaced, with or without it.
+    type: bool
+    default: false
+    version_added: 0.2.0
 attributes:
   check_mode:
     description: >-
@@ -110,6 +129,15 @@ EXAMPLES = r'''
     object: /opt/bpf/drop_icmp.o
     program: drop_icmp
     priority: 20
+  become: true
+
+- name: Repair drift - attach the program pinned in the default pin directory again, over a filter
+    attached from another pin_dir
+  ebpf.tc.bpf_filter:
+    interface: eth0
+    object: /usr/local/lib/ebpf_tc/steering.bpf.o
+    program: steering
+    force: true
   become: true
 
 - name: Detach it and remove its pins
@@ -216,6 +244,7 @@ def main():
         handle=dict(type='int', default=1),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         unpin=dict(type='bool', default=False),
+        force=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'present', ('object', 'program'))])
@@ -231,7 +260,8 @@ def main():
         if params['state'] == 'present':
             res = _program.filter_present(params['interface'], params['direction'], params['netns'], pin_dir,
                                           params['object'], params['program'], params['priority'],
-                                          params['handle'], check_mode=module.check_mode)
+                                          params['handle'], check_mode=module.check_mode,
+                                          force=params['force'])
             result.update(prog_id=res['prog_id'], tag=res['tag'], name=_tc.owned_name(params['program']),
                           maps=res['maps'], clsact_added=res['clsact_added'])
         else:

@@ -25,6 +25,12 @@ description:
   - Counters of rules whose name and match are unchanged survive an update.
   - The program must already be attached and pinned at O(pin_dir) (by M(ebpf.tc.bpf_filter) with
     C(files/bpf/steering.bpf.o) and program C(steering)).
+  - The rule set read back and written is the one of the maps the program attached to the hook uses (the
+    kernel's answer, its filter's program id and that program's map ids). When the hook runs another
+    program than the one pinned at O(pin_dir), or one that does not use the maps pinned there (drift, for
+    example after M(ebpf.tc.bpf_filter) attached it from another O(pin_dir)), the module fails, in check
+    mode too, with a message naming both and how to repair, instead of reporting no change on maps nothing
+    uses. M(ebpf.tc.tc_info) reports the same drift.
   - With O(confirm_timeout) the new set is a trial that reverts to the previous set by itself unless a
     later run confirms it with O(confirm=true) (commit-confirm, like M(community.general.iptables_state)).
 author:
@@ -83,8 +89,13 @@ options:
     type: int
   confirm:
     description:
-      - V(true) confirms the pending set, if there is one. Its timer is stopped and the set stays.
-      - With O(rules) (or O(state=absent)), that set is applied first, then confirmed.
+      - V(true) confirms the pending set. Its timer is stopped and the set stays.
+      - Given alone (without O(rules)) when nothing is pending, the module fails, in check mode too - an
+        operator who confirms late must not believe the trial set is live. When the last trial was reverted
+        at its deadline the message says when, and the generation applied then. Confirming again a set
+        that was confirmed and is still applied is not an error (no change).
+      - With O(rules) (or O(state=absent)), that set is applied first, then confirmed; nothing pending is
+        fine then, the set given is the one applied.
       - Reports a change when there was a pending set to confirm.
     type: bool
     default: false
@@ -264,7 +275,8 @@ def main():
         result = _steering.manage(
             pin_dir_of(params), params['interface'], netns=params['netns'], state=params['state'],
             rules=params['rules'], default_action=params['default_action'],
-            confirm_timeout=params['confirm_timeout'], confirm=params['confirm'], check_mode=module.check_mode)
+            confirm_timeout=params['confirm_timeout'], confirm=params['confirm'], check_mode=module.check_mode,
+            direction=params['direction'])
     except EbpfTcError as err:
         module.fail_json(msg=str(err))
     diff = result.pop('diff')

@@ -19,6 +19,13 @@ description:
     set with per-rule and per-protocol packet, byte and drop counters.
   - Also reports the interface's IPv4 reverse-path filter mode, which decides whether asymmetric return
     paths work (see the C(ebpf.tc.steering) role).
+  - The kernel is the truth. Per hook, C(attached) is the program the first filter of this collection on the
+    hook runs (its id and tag from the netlink dump, its name and map ids from the kernel), and C(drift)
+    says when the hook's pins disagree with it - the program pinned in the pin directory is not the
+    attached one, or the attached program does not use the maps pinned there (for example after
+    M(ebpf.tc.bpf_filter) attached the program again from another O(ebpf.tc.bpf_filter#module:pin_dir)).
+    The steering rule set and counters are read from the maps of the program the hook runs, not from
+    the pins.
   - Read-only; never changes anything, in check mode or not.
 author:
   - ebpf.tc contributors (!UNKNOWN)
@@ -77,11 +84,11 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ tc.table }}"
 
-- name: Fail when the steering program on eth0 egress is not the one we pinned
+- name: Fail when the program on eth0 egress is not the one pinned for it, or does not use the pinned maps
   ansible.builtin.assert:
     that:
-      - tc.interfaces.eth0.egress.filters | selectattr('owned') | map(attribute='prog_id') | list
-        == tc.interfaces.eth0.egress.pins.programs | map(attribute='id') | list
+      - tc.interfaces.eth0.egress.drift is none
+    fail_msg: "{{ tc.interfaces.eth0.egress.drift.message | default('') }}"
 
 - name: Every interface of a namespace, egress only
   become: true
@@ -125,10 +132,36 @@ interfaces:
           description:
             - BPF filters attached to the hook, in dump order. Empty when there is no clsact qdisc.
             - C(owned) is true for filters this collection attached (TC filter name C(ebpf_tc:<program>)).
+            - C(prog_name) and C(map_ids) are the kernel's name of the filter's program and the ids of the maps
+              it uses (null when the kernel no longer knows the program).
           type: list
           elements: dict
           sample: [{priority: 49152, handle: 1, name: 'ebpf_tc:steering', prog_id: 57, tag: 9f3c0e0d5a1b2c3d,
-                    owned: true, direct_action: true}]
+                    owned: true, direct_action: true, prog_name: steering, map_ids: [31, 32, 33]}]
+        attached:
+          description:
+            - The program the hook runs for this collection - the first filter named C(ebpf_tc:<program>) in the
+              order the kernel runs them - or null when there is none.
+            - C(priority), C(handle) and C(name) of the filter; C(program) (from the filter's name), C(id) and
+              C(tag) of its program (from the netlink dump); C(prog_name) and C(map_ids) from the kernel.
+          type: dict
+          version_added: 0.2.0
+          sample: {priority: 10, handle: 1, name: 'ebpf_tc:steering', program: steering, id: 57, tag: 9f3c0e0d5a1b2c3d,
+                   prog_name: steering, map_ids: [31, 32, 33]}
+        drift:
+          description:
+            - Null when the pins of the hook's pin directory agree with the attached program (or there is no
+              attached program, or nothing pinned).
+            - Else C(reason) - V(program) (another program is pinned at C(<pin dir>/<program>)) or V(maps)
+              (the attached program does not use maps pinned there) -, C(message) (what disagrees and how to
+              repair it) and C(pinned_at) (where the attached program is pinned, when that is under
+              C(/sys/fs/bpf); else null).
+            - M(ebpf.tc.steering_rules) refuses to work on a hook with drift, and so do the C(ebpf.tc.steering) role's
+              verification and the C(ebpf.tc.rollout) playbook's health check.
+          type: dict
+          version_added: 0.2.0
+          sample: {reason: program, pinned_at: /sys/fs/bpf/ebpf_tc/eth0/egress-typo,
+                   message: 'drift: egress of eth0 runs program steering (id 71, ...), not the program pinned at ...'}
         pins:
           description: C(path) of the hook's pin directory and the C(programs) and C(maps) pinned in it.
           type: dict
@@ -137,7 +170,11 @@ interfaces:
                    max_entries: 1}]}
         steering:
           description:
-            - Null unless the pin directory holds the steering program's maps.
+            - Null unless the hook runs the steering program or the pin directory holds the steering program's
+              maps.
+            - Read from the maps of the steering program the hook runs (C(source) V(attached)); only when the
+              hook runs none, from the maps pinned in the pin directory (C(source) V(pinned)). With drift, these
+              are the attached program's rules, not the pinned ones.
             - When those maps cannot be read, C(applied) is null and C(error) says why.
             - C(applied) (whether a rule set was ever applied), C(generation) (+1 per switch),
               C(default_action), C(rules) (the applied set in canonical form, as M(ebpf.tc.steering_rules)
@@ -153,11 +190,12 @@ interfaces:
             rules: [{name: no-ping, match: {proto: [icmp]}, action: drop}]
             counters: {no-ping: {packets: 4, bytes: 392, drops: 4}, (default): {packets: 10, bytes: 800, drops: 0}}
             protocols: {icmp: {packets: 4, bytes: 392}, tcp: {packets: 10, bytes: 800}}
+            source: attached
 table:
   description:
     - A compact text table - interface, direction, program, rule, packets, bytes, drops - one line per
       steering rule (and the default action), or per filter of hooks without steering rules. Empty when
-      there is nothing to show.
+      there is nothing to show. The filter of a hook with drift is shown as C(ebpf_tc:steering(drift)).
   returned: success
   type: str
   sample: |-

@@ -257,5 +257,5 @@ def test_errors_are_clear_and_change_nothing(play):
     assert 'exclusive applies to state=present' in msgs[6]
     assert "entries[0] ('1') has no value" in msgs[7]
     assert 'is a directory, not a pinned BPF map' in msgs[8]
-    assert 'is a array_of_maps map: bpf_map manages only' in msgs[9]
+    assert 'is an array_of_maps map: bpf_map manages only' in msgs[9]
     assert after['untouched'] == {}

@@ -85,7 +85,7 @@ class Hook:
         record = pending.read()
         if record is not None:
             Pending.stop_timer(record)
-        pending.remove()
+        pending.forget()
         _program.remove_pins(self.pin_dir)
         for directory in (PENDING_DIR, os.path.dirname(PENDING_DIR)):
             try:
@@ -178,16 +178,16 @@ def _invalid_cases():
     many = [{'name': 'r%d' % i, 'match': {'dport': i % 60000 + 1, 'proto': 'tcp'}, 'action': 'drop'}
             for i in range(4097)]
     return [
-        ('bad cidr', [rule(match={'src': '10.0.0.300/8'})], 'rule r1: match.src'),
+        ('bad cidr', [rule(match={'src': '10.0.0.300/8'})], 'rules[0] (name r1): match.src'),
         ('via of the wrong family', [rule(match={'dst': '10.0.0.0/8'}, action='redirect',
                                           redirect={'interface': 'eth1', 'via': '2001:db8::1'})],
-         'rule r1: redirect.via'),
-        ('ports without a port protocol', [rule(match={'proto': 'icmp', 'dport': 80})], 'rule r1: match.dport'),
+         'rules[0] (name r1): redirect.via'),
+        ('ports without a port protocol', [rule(match={'proto': 'icmp', 'dport': 80})], 'rules[0] (name r1): match.dport'),
         ('unknown interface', [rule(action='redirect', redirect={'interface': 'nope0'})],
-         'rule r1: redirect.interface: unknown interface nope0'),
-        ('duplicate names', [rule(), rule()], 'rule r1: name: duplicate name'),
+         'rules[0] (name r1): redirect.interface: unknown interface nope0'),
+        ('duplicate names', [rule(), rule()], 'rules[1] (name r1): name: duplicate name'),
         ('too many rules', many, 'rules: 4097 rules, more than the 4096'),
-        ('unknown action', [rule(action='reject')], 'rule r1: action'),
+        ('unknown action', [rule(action='reject')], 'rules[0] (name r1): action'),
     ]
 
 

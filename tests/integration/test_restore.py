@@ -264,9 +264,9 @@ BAD_STATES = [
     ('hooks[0].pin_dir', lambda s: s['hooks'][0].update(pin_dir='/tmp/pins')),
     ('hooks[1]', lambda s: s['hooks'].append(dict(s['hooks'][0]))),
     ('hooks[1].interface', lambda s: s['hooks'].append({'interface': 'nosuch3', 'rules': []})),
-    ('hooks[0] (eth0 egress): rule no-ping: match.src',
+    ('hooks[0] (eth0 egress): rules[0] (name no-ping): match.src',
      lambda s: s['hooks'][0]['rules'][0]['match'].update(src='10.0.0.1/8')),
-    ('hooks[0] (eth0 egress): rule to-nowhere: redirect.interface', lambda s: s['hooks'][0]['rules'].append(
+    ('hooks[0] (eth0 egress): rules[3] (name to-nowhere): redirect.interface', lambda s: s['hooks'][0]['rules'].append(
         {'name': 'to-nowhere', 'match': {'dst': '10.9.0.0/16'}, 'action': 'redirect',
          'redirect': {'interface': 'nosuch1'}})),
     ('rp_filter_loose[0]', lambda s: s.update(rp_filter_loose=['nosuch2'])),

@@ -533,3 +533,20 @@ def test_default_interface_comes_from_facts_a_play_did_not_gather():
         assert_ok(res)
         hooks = res.tasks[-1]['result']['_ebpf_tc_hook_list']
         assert [(hook['interface'], hook['direction']) for hook in hooks] == [('uplink7', 'egress')]
+
+
+def test_drift_fails_the_role_until_repaired(host):
+    """Another pin_dir attached over the role's hook (with force): the role fails and says how to repair;
+    after the repair it converges again with the rules it applied before (the pinned maps kept them)."""
+    assert_ok(host.role())
+    rules_before = host.applied_rules()['eth0/egress']
+    other = os.path.join(host.pin_root, 'typo', 'egress')
+    attach = {'interface': 'eth0', 'netns': host.ns, 'object': STEERING_OBJECT, 'program': 'steering'}
+    res = run_play([{'ebpf.tc.bpf_filter': dict(attach, pin_dir=other, force=True)}])
+    assert res.rc == 0 and res.changed == [True], res
+    msg = failure_message(host.role())
+    assert 'pinned at %s' % other in msg and 'force: true' in msg, msg
+    res = run_play([{'ebpf.tc.bpf_filter': dict(attach, force=True)}, {'ebpf.tc.tc_info': {'netns': host.ns}}])
+    assert res.rc == 0 and res[1]['interfaces']['eth0']['egress']['drift'] is None, res
+    assert_unchanged(host.role())
+    assert host.applied_rules()['eth0/egress'] == rules_before

@@ -106,3 +106,32 @@ def test_a_recycled_pid_is_not_signalled():
     record = {'timer_pid': os.getpid(), 'timer_start': _proc_start_time(os.getpid()) + 1}
     assert Pending.timer_alive(record) is False
     assert Pending.stop_timer(record) is False
+
+
+def _revert_to_generation_7(record):
+    return 7
+
+
+def test_an_expiry_that_reverted_leaves_its_outcome(tmp_path):
+    pending = Pending('/x', directory=str(tmp_path))
+    deadline = time.time() + 0.3
+    with pending.locked():
+        pending.start_timer({'deadline': deadline, 'generation': 6}, _revert_to_generation_7)
+    assert _wait_for(lambda: pending.read() is None)
+    outcome = pending.read_outcome()
+    assert outcome['outcome'] == 'reverted' and outcome['key'] == '/x'
+    assert (outcome['trial_generation'], outcome['generation'], outcome['deadline']) == (6, 7, deadline)
+    assert deadline <= outcome['at'] < deadline + 5
+    pending.write_outcome('confirmed', generation=8)
+    assert pending.read_outcome()['outcome'] == 'confirmed'
+    pending.forget()
+    assert pending.read_outcome() is None and os.listdir(str(tmp_path)) == []
+
+
+def test_an_expiry_that_left_the_set_alone_leaves_no_outcome(tmp_path):
+    pending = Pending('/x', directory=str(tmp_path))
+    marker = str(tmp_path / 'expired')
+    with pending.locked():
+        pending.start_timer({'deadline': time.time() + 0.2, 'marker': marker}, _touch_marker)  # returns None
+    assert _wait_for(lambda: pending.read() is None)
+    assert pending.read_outcome() is None

@@ -47,13 +47,15 @@ def refused(rules, rule, field, text, **kwargs):
     err = info.value
     assert (err.rule, err.field) == (rule, field), str(err)
     assert text in str(err), str(err)
+    # where first: "rules[2] (name web): match.src: ", "rules[0]: name: ", "rules: "
     if rule is None:
         prefix = '%s: ' % field
-    elif field is None:
-        prefix = 'rule %s: ' % rule
     else:
-        prefix = 'rule %s: %s: ' % (rule, field)
-    assert str(err).startswith(prefix)
+        where = 'rules[%d]' % err.index
+        if rule != where:
+            where += ' (name %s)' % rule
+        prefix = '%s: ' % where if field is None else '%s: %s: ' % (where, field)
+    assert str(err).startswith(prefix), str(err)
     return str(err)
 
 

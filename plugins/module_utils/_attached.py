@@ -1,0 +1,163 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ebpf.tc contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What a TC hook actually runs, and whether the pins of its pin directory agree (drift).
+
+The kernel is the truth: the program a hook runs is the one its filter names (TCA_BPF_ID in the netlink
+dump), and the maps it uses are that program's ``map_ids`` (BPF_OBJ_GET_INFO_BY_FD on a fd from
+BPF_PROG_GET_FD_BY_ID), not whatever is pinned at a path. Pins and the attached program disagree - drift -
+when the program pinned in the pin directory is not the attached one, or the attached program does not use
+the maps pinned there (another ``pin_dir`` attached over it, say). tc_info reports drift, steering_rules
+and bpf_filter refuse to act on it: this module is the one place that decides what it is.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
+
+BPFFS = '/sys/fs/bpf'
+PIN_ROOT = BPFFS + '/ebpf_tc'
+_SEARCH_DEPTH = 8   # directories below the root searched: ebpf_tc/netns/<netns>/<interface>/<direction> is 5
+
+
+def program_info(prog_id):
+    """The kernel's ProgInfo of program `prog_id`, or None when it is gone (or unreadable)."""
+    if not prog_id:
+        return None
+    try:
+        fd = _libbpf.prog_fd_by_id(prog_id)
+    except EbpfTcError:
+        return None
+    try:
+        return _libbpf.prog_info(fd)
+    except EbpfTcError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _pinned_kind(path):
+    """('prog', ProgInfo) or ('map', MapInfo) of the object pinned at path; (None, None) for anything else."""
+    try:
+        fd = _libbpf.obj_get(path)
+    except EbpfTcError:
+        return None, None
+    try:
+        try:
+            return 'prog', _libbpf.prog_info(fd)
+        except EbpfTcError:
+            pass
+        try:
+            return 'map', _libbpf.map_info(fd)
+        except EbpfTcError:
+            return None, None
+    finally:
+        os.close(fd)
+
+
+def pinned(pin_dir, program=None):
+    """What pin_dir holds: {'path', 'program': {'name', 'id', 'tag'} of the pin named `program` (None when
+    absent or not given), 'maps': {pin name: map id}}."""
+    out = {'path': pin_dir, 'program': None, 'maps': {}}
+    if not os.path.isdir(pin_dir):
+        return out
+    for name in sorted(os.listdir(pin_dir)):
+        path = os.path.join(pin_dir, name)
+        if os.path.isdir(path):
+            continue
+        kind, info = _pinned_kind(path)
+        if kind == 'map':
+            out['maps'][name] = info.id
+        elif kind == 'prog' and name == program:
+            out['program'] = {'name': name, 'id': info.id, 'tag': info.tag}
+    return out
+
+
+def find_pin_dir(prog_id, program, root=BPFFS):
+    """The directory under `root` where program id `prog_id` is pinned as `program`, or None (only pins
+    named `program` are opened, so a crowded bpffs costs a directory walk)."""
+    if not os.path.isdir(root):
+        return None
+    base = root.rstrip(os.sep).count(os.sep)
+    for directory, subdirs, files in os.walk(root):
+        if directory.count(os.sep) - base >= _SEARCH_DEPTH:
+            subdirs[:] = []
+        if program in files:
+            kind, info = _pinned_kind(os.path.join(directory, program))
+            if kind == 'prog' and info.id == prog_id:
+                return directory
+    return None
+
+
+def attached_programs(ipr, index, direction, program=None):
+    """The filters this collection attached to the hook (for `program` only, when given), in the order the
+    kernel runs them, each with what the kernel says of its program: {'priority', 'handle', 'name',
+    'program', 'id', 'tag', 'prog_name', 'map_ids'} (prog_name and map_ids None when the program is gone)."""
+    out = []
+    for flt in _tc.list_filters(ipr, index, direction):
+        if not _tc.is_owned(flt) or (program is not None and _tc.owned_program(flt) != program):
+            continue
+        info = program_info(flt['prog_id'])
+        out.append({
+            'priority': flt['priority'], 'handle': flt['handle'], 'name': flt['name'],
+            'program': _tc.owned_program(flt), 'id': flt['prog_id'], 'tag': flt['tag'],
+            'prog_name': info.name if info else None,
+            'map_ids': sorted(info.map_ids) if info else None,
+        })
+    return out
+
+
+def drift_of(attached, pins, where):
+    """None when the attached program and the pins agree, else {'reason', 'message'}.
+
+    attached: one entry of attached_programs() (None: nothing attached, which is not drift); pins: pinned()
+    of the hook's pin directory. Only pins that are there can disagree: an empty or missing pin directory is
+    not drift (the program may be pinned under another pin_dir, which this call cannot know).
+    reason: 'program' (another program is pinned at pin_dir/<program>), or 'maps' (the attached program does
+    not use maps pinned there).
+    """
+    if attached is None or (pins['program'] is None and not pins['maps']):
+        return None
+    used = set(attached['map_ids'] or ())
+    unused = sorted(name for name, map_id in pins['maps'].items() if map_id not in used)
+    pinned_prog = pins['program']
+    running = '%s runs program %s (id %s, filter %s priority %d handle %#x)' % (
+        where, attached['program'], attached['id'], attached['name'], attached['priority'], attached['handle'])
+    if pinned_prog is not None and pinned_prog['id'] != attached['id']:
+        reason = 'program'
+        problem = '%s, not the program pinned at %s (id %s)' % (
+            running, os.path.join(pins['path'], pinned_prog['name']), pinned_prog['id'])
+        if unused:
+            problem += ', and does not use the maps pinned there (%s)' % ', '.join(unused)
+    elif unused:
+        reason = 'maps'
+        problem = '%s, which does not use the maps pinned at %s (%s)' % (running, pins['path'], ', '.join(unused))
+    else:
+        return None
+    elsewhere = find_pin_dir(attached['id'], attached['program'])
+    if elsewhere is not None and elsewhere != pins['path']:
+        problem += '; the attached program is pinned at %s' % elsewhere
+    repair = ('to run the pinned program and its maps again, attach it with ebpf.tc.bpf_filter, pin_dir: %s and '
+              'force: true' % pins['path'])
+    if elsewhere is not None and elsewhere != pins['path']:
+        repair += '; to work on the attached program instead, give pin_dir: %s' % elsewhere
+    return {'reason': reason, 'message': 'drift: %s. Repair: %s' % (problem, repair), 'pinned_at': elsewhere}
+
+
+def hook_state(ipr, index, direction, pin_dir, interface, program=None, netns=None):
+    """The hook as the kernel runs it, against the pins of pin_dir.
+
+    Returns {'attached': the first of our filters (for `program` when given) or None, 'pins': pinned(),
+    'drift': drift_of()}.
+    """
+    found = attached_programs(ipr, index, direction, program)
+    attached = found[0] if found else None
+    pins = pinned(pin_dir, program or (attached['program'] if attached else None))
+    where = '%s of %s%s' % (direction, interface, ' in network namespace %s' % netns if netns else '')
+    return {'attached': attached, 'pins': pins, 'drift': drift_of(attached, pins, where)}
