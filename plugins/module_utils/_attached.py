@@ -22,7 +22,6 @@ from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _tc
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
 
 BPFFS = '/sys/fs/bpf'
-PIN_ROOT = BPFFS + '/ebpf_tc'
 _SEARCH_DEPTH = 8   # directories below the root searched: ebpf_tc/netns/<netns>/<interface>/<direction> is 5
 
 

@@ -24,7 +24,7 @@ from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
 # every packet, so a version number must refuse those kernels. Above it, whether a kernel runs the object is
 # its verifier's call (a load, as bpf_filter and bpf_object_info do): the kernel matrix proves 6.1 and 6.12.
 KERNEL_FLOOR = (5, 11)
-BPFFS = '/sys/fs/bpf'
+BPFFS = _attached.BPFFS
 PIN_ROOT = os.path.join(BPFFS, 'ebpf_tc')
 
 
