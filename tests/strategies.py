@@ -291,7 +291,7 @@ def model_rules(ruleset):
 
 
 def rule(name, action='drop', mark=None, redirect=None, police=None, **match):
-    """A rule dict in the DESIGN.md schema, for hand-written test cases."""
+    """A rule dict in the rule schema (docs/docsite/rst/rules.rst), for hand-written test cases."""
     out = {'name': name, 'match': match, 'action': action}
     for key, value in (('mark', mark), ('redirect', redirect), ('police', police)):
         if value is not None:

@@ -6,7 +6,7 @@
 
 Three pure steps, no I/O:
 
-- ``validate`` turns the user-facing schema of DESIGN.md ("Steering rules") into a canonical, hashable
+- ``validate`` turns the user-facing schema (docs/docsite/rst/rules.rst) into a canonical, hashable
   ``RuleSet``, refusing bad input with a ``RuleError`` that names the rule and the field. Canonical
   means that two inputs with the same meaning (written differently) give equal RuleSets, so a rule set
   read back from the maps compares equal to the one asked for and an unchanged set is not re-applied.

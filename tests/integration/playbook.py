@@ -1,7 +1,7 @@
 """Run tasks through ansible-playbook, the way operators do, and return what every task returned.
 
 The collection is found through .tmp/collections (tests/conftest.py links the tree there); the
-inventory is localhost over the local connection with this interpreter set explicitly (DESIGN.md:
+inventory is localhost over the local connection with this interpreter set explicitly (docs/docsite/rst/design.rst:
 interpreter discovery picks the wrong Python on a machine with several).
 """
 

@@ -71,7 +71,7 @@ BASE = {
 }
 
 BAD_INPUTS = [
-    # steering_rules: the rule schema (DESIGN's list), then the hook and the module's own options
+    # steering_rules: the rule schema (the rules guide's list of refusals), then the hook and the module's own options
     ('steering_rules', {'rules': [r(match={'src': '10.0.0.300/8'})]}, 'rules[0] (name r1): match.src'),
     ('steering_rules', {'rules': [r(match={'src': '10.1.2.3/8'})]}, 'rules[0] (name r1): match.src: 10.1.2.3/8 has host bits'),
     ('steering_rules', {'rules': [r(match={'dst': '10.0.0.0/8'}, action='redirect',

@@ -5,7 +5,7 @@
 """ebpf.tc.bpf_map through ansible-playbook against real pinned maps (root, no network).
 
 The maps are made with bpf(2) and pinned under /sys/fs/bpf/ebpf_tc_test/<uuid>/, removed afterwards
-(also on failure). Each play runs the cycle of DESIGN.md: check -> apply -> apply (changed=false) ->
+(also on failure). Each play runs the cycle of docs/docsite/rst/design.rst: check -> apply -> apply (changed=false) ->
 apply in check mode (changed=false), then the same for state=absent. A check-mode task with
 exclusive=true and no entries reads the whole map back through the module (its diff's "before").
 """

@@ -256,7 +256,7 @@ def in_ranges(ranges, port):
 
 
 def naive_first_match(ruleset, pkt):
-    """The rule semantics of DESIGN.md, read literally."""
+    """The rule semantics of docs/docsite/rst/rules.rst, read literally."""
     for index, rule in enumerate(ruleset.rules):
         if rule.src is not None and not any(n.version == pkt.family and pkt.src in n for n in rule.src):
             continue

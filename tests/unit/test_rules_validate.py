@@ -16,7 +16,7 @@ from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
 from ansible_collections.ebpf.tc.plugins.module_utils import _rules as R
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import RuleError
 
-DESIGN_EXAMPLE = [
+SCHEMA_EXAMPLE = [
     {'name': 'vip-return-eth1',
      'match': {'src': ['198.51.100.10/32', '2001:db8:100::10/128'], 'proto': 'tcp', 'sport': 8080,
                'dport': [80, 443]},
@@ -62,7 +62,7 @@ def refused(rules, rule, field, text, **kwargs):
 # -- accepted input and canonical forms ----------------------------------------------------------
 
 def test_design_example():
-    rs = R.validate(DESIGN_EXAMPLE, 'drop', interface_exists=lambda name: name == 'eth1')
+    rs = R.validate(SCHEMA_EXAMPLE, 'drop', interface_exists=lambda name: name == 'eth1')
     assert rs.default_action == 'drop'
     assert rs.names() == ['vip-return-eth1', 'no-ping', 'bulk', 'tag']
     vip, ping, bulk, tag = rs.rules
@@ -198,7 +198,7 @@ def test_default_burst_stays_within_the_token_arithmetic():
 
 
 def test_round_trip_of_the_canonical_dicts():
-    rs = R.validate(DESIGN_EXAMPLE + [
+    rs = R.validate(SCHEMA_EXAMPLE + [
         {'name': 'v6', 'match': {'dst': ['2001:db8::/32', '10.0.0.0/8'], 'src': '::/0'}, 'action': 'redirect',
          'redirect': {'interface': 'eth2', 'via': '2001:db8::1'}},
         {'name': 'bw', 'action': 'police', 'police': {'rate': '10mbps'}},
@@ -214,12 +214,12 @@ def test_round_trip_of_the_canonical_dicts():
 
 
 def test_rules_are_hashable_and_match_key():
-    a = R.validate(DESIGN_EXAMPLE)
-    b = R.validate(DESIGN_EXAMPLE)
+    a = R.validate(SCHEMA_EXAMPLE)
+    b = R.validate(SCHEMA_EXAMPLE)
     assert a == b and hash(a) == hash(b)
-    changed = [dict(DESIGN_EXAMPLE[1], action='pass')]
+    changed = [dict(SCHEMA_EXAMPLE[1], action='pass')]
     assert R.validate(changed).rules[0].match_key() == a.rules[1].match_key()
-    moved = [dict(DESIGN_EXAMPLE[1], match={'proto': 'icmpv6'})]
+    moved = [dict(SCHEMA_EXAMPLE[1], match={'proto': 'icmpv6'})]
     assert R.validate(moved).rules[0].match_key() != a.rules[1].match_key()
 
 
