@@ -37,7 +37,7 @@ options:
         C(/sys/fs/bpf/ebpf_tc/netns/<netns>/<interface>/<direction>) when O(netns) is given.
     type: path
 requirements:
-  - Linux 5.15 or later, with bpffs mounted at C(/sys/fs/bpf).
+  - Linux 5.11 or later (proven on 6.1, 6.12 and 6.18), with bpffs mounted at C(/sys/fs/bpf).
   - pyroute2 0.7 or later (C(python3-pyroute2)) on the target.
   - libbpf (C(libbpf.so.1), or C(libbpf.so.0) 0.5 or later) on the target.
   - 'Root on the target (C(become: true)).'

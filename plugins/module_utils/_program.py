@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Loading a BPF object and pinning its program and maps under a pin directory.
 
-Layout (DESIGN.md, "On the host"): maps at <pin_dir>/<map name>, the program at <pin_dir>/<program>.
+Layout (docs/docsite/rst/design.rst, "On the host"): maps at <pin_dir>/<map name>, the program at <pin_dir>/<program>.
 A reload reuses every pinned map that is compatible (so rules and counters survive upgrades); the
 program pin is swapped by rename, so the pin always names a loaded, verified program.
 """

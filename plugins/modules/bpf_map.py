@@ -74,9 +74,9 @@ attributes:
   platform:
     support: full
     platforms: posix
-    description: Linux 5.15 or later.
+    description: Linux 5.11 or later (proven on 6.1, 6.12 and 6.18).
 requirements:
-  - Linux 5.15 or later, with bpffs mounted at C(/sys/fs/bpf).
+  - Linux 5.11 or later (proven on 6.1, 6.12 and 6.18), with bpffs mounted at C(/sys/fs/bpf).
   - libbpf (C(libbpf.so.1), or C(libbpf.so.0) 0.5 or later) on the target.
   - Root on the target (C(become=true)).
 notes:

@@ -62,7 +62,7 @@ attributes:
     support: full
     platforms: posix
 requirements:
-  - Linux 5.15 or later.
+  - Linux 5.11 or later (proven on 6.1, 6.12 and 6.18).
   - pyroute2 0.7 or later (C(python3-pyroute2)) on the target.
   - 'Root on the target (C(become: true)).'
 notes:
