@@ -7,7 +7,8 @@
 The tests tell one story, in file order, on one lab (each checks where the one before left it):
 broken return path -> a kernel that refuses the object stops the preflight, nothing changes -> rollout
 fixes it -> a re-run changes nothing -> a second rule set (v2) on which one host's inventory breaks its
-health check: the rollout stops in that batch and rolls the batch back, the canary keeps v2, later batches stay on v1 -> removal through the rollout leaves no steering behind.
+health check: the rollout stops in that batch and rolls the batch back, the canary keeps v2, later batches
+stay on v1 -> removal through the rollout leaves no steering behind.
 
 Inventory changes are made in a copy of the lab's inventory, as an operator would edit theirs; the role's
 variables never go in extra vars (they would outrank the rollback's).
