@@ -82,7 +82,7 @@ def rule_sets(netns, hooks):
             attached = hook['attached']
             steering = None
             if attached is not None:
-                steering = steering_facts(pin_dir, lambda i: str(i), attached['id'], pinned=False)
+                steering = steering_facts(pin_dir, str, attached['id'], pinned=False)
             if steering is not None:
                 steering = dict((k, steering[k]) for k in ('applied', 'generation', 'default_action', 'rules',
                                                            'source'))
