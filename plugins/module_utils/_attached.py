@@ -4,9 +4,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """What a TC hook actually runs, and whether the pins of its pin directory agree (drift).
 
-The kernel is the truth: the program a hook runs is the one its filter names (TCA_BPF_ID in the netlink
-dump), and the maps it uses are that program's ``map_ids`` (BPF_OBJ_GET_INFO_BY_FD on a fd from
-BPF_PROG_GET_FD_BY_ID), not whatever is pinned at a path. Pins and the attached program disagree - drift -
+The kernel is the truth: a hook runs its TCX chain (BPF_PROG_QUERY, kernels >= 6.6), then the clsact
+filters (the program a filter names is TCA_BPF_ID in the netlink dump); the maps a program uses are its
+``map_ids`` (BPF_OBJ_GET_INFO_BY_FD on a fd from BPF_PROG_GET_FD_BY_ID), not whatever is pinned at a
+path. A clsact filter behind a non-empty TCX chain is shadowed: it runs only for the packets every TCX
+program passes on with TCX_NEXT, and a CNI's program (Cilium >= 1.16) ends the chain for most. Pins and the attached program disagree - drift -
 when the program pinned in the pin directory is not the attached one, or the attached program does not use
 the maps pinned there (another ``pin_dir`` attached over it, say). tc_info reports drift, steering_rules
 and bpf_filter refuse to act on it: this module is the one place that decides what it is.
@@ -18,7 +20,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _tc, _tcx
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
 
 BPFFS = '/sys/fs/bpf'
@@ -94,22 +96,92 @@ def find_pin_dir(prog_id, program, root=BPFFS):
     return None
 
 
-def attached_programs(ipr, index, direction, program=None):
-    """The filters this collection attached to the hook (for `program` only, when given), in the order the
-    kernel runs them, each with what the kernel says of its program: {'priority', 'handle', 'name',
-    'program', 'id', 'tag', 'prog_name', 'map_ids'} (prog_name and map_ids None when the program is gone)."""
+def owned_links(root=BPFFS):
+    """{link id: {'path', 'program'}} of the TCX links this collection pinned (<pin_dir>/<program>_tcx)
+    anywhere under `root`."""
+    out = {}
+    if not os.path.isdir(root):
+        return out
+    base = root.rstrip(os.sep).count(os.sep)
+    for directory, subdirs, files in os.walk(root):
+        if directory.count(os.sep) - base >= _SEARCH_DEPTH:
+            subdirs[:] = []
+        for name in files:
+            if name.endswith(_tcx.LINK_PIN_SUFFIX) and len(name) > len(_tcx.LINK_PIN_SUFFIX):
+                path = os.path.join(directory, name)
+                info = _tcx.pinned_link(path)
+                if info is not None:
+                    out[info['id']] = {'path': path, 'program': name[:-len(_tcx.LINK_PIN_SUFFIX)]}
+    return out
+
+
+def tcx_chain(index, direction, netns=None):
+    """The hook's TCX chain in run order, [] on a kernel without TCX: each program {'position' (0 runs
+    first), 'id', 'link_id', 'prog_name', 'tag', 'map_ids', 'owned', 'program' and 'link_pin' (of ours;
+    None for a foreign one)}."""
+    with _tc.netns_entered(netns):
+        if not _tcx.supported(index):
+            return []
+        entries = _tcx.query(index, direction)
+    ours = owned_links() if entries else {}
     out = []
+    for position, entry in enumerate(entries):
+        info = program_info(entry['id'])
+        owner = ours.get(entry['link_id']) if entry['link_id'] else None
+        out.append({'position': position, 'id': entry['id'], 'link_id': entry['link_id'],
+                    'prog_name': info.name if info else None, 'tag': info.tag if info else None,
+                    'map_ids': sorted(info.map_ids) if info else None, 'owned': owner is not None,
+                    'program': owner['program'] if owner else None, 'link_pin': owner['path'] if owner else None})
+    return out
+
+
+def attached_programs(ipr, index, direction, program=None, chain=None):
+    """The programs this collection attached to the hook (for `program` only, when given), in the order the
+    kernel runs them: our TCX links (from `chain`, a tcx_chain()), then our clsact filters. Each is
+    {'backend', 'name', 'program', 'id', 'tag', 'prog_name', 'map_ids'} (prog_name and map_ids None when
+    the program is gone) with 'priority', 'handle' for a filter (None for a link), 'link_id', 'link_pin',
+    'position' for a link (None for a filter)."""
+    out = []
+    for entry in chain or ():
+        if entry['owned'] and (program is None or entry['program'] == program):
+            out.append({
+                'backend': 'tcx', 'priority': None, 'handle': None, 'name': _tc.owned_name(entry['program']),
+                'program': entry['program'], 'id': entry['id'], 'tag': entry['tag'],
+                'prog_name': entry['prog_name'], 'map_ids': entry['map_ids'],
+                'link_id': entry['link_id'], 'link_pin': entry['link_pin'], 'position': entry['position'],
+            })
     for flt in _tc.list_filters(ipr, index, direction):
         if not _tc.is_owned(flt) or (program is not None and _tc.owned_program(flt) != program):
             continue
         info = program_info(flt['prog_id'])
         out.append({
-            'priority': flt['priority'], 'handle': flt['handle'], 'name': flt['name'],
+            'backend': 'clsact', 'priority': flt['priority'], 'handle': flt['handle'], 'name': flt['name'],
             'program': _tc.owned_program(flt), 'id': flt['prog_id'], 'tag': flt['tag'],
             'prog_name': info.name if info else None,
             'map_ids': sorted(info.map_ids) if info else None,
+            'link_id': None, 'link_pin': None, 'position': None,
         })
     return out
+
+
+def describe_attachment(attached):
+    """How a program of attached_programs() is attached, for messages."""
+    if attached.get('backend') == 'tcx':
+        return 'TCX link %s at position %d of the chain' % (attached['link_id'], attached['position'])
+    return 'filter %s priority %d handle %#x' % (attached['name'], attached['priority'], attached['handle'])
+
+
+def shadowed_by(attached, chain, where):
+    """None unless `attached` is a clsact filter behind a non-empty TCX chain; then {'message', 'programs'
+    (the TCX programs in front of it)}."""
+    if attached is None or attached.get('backend') == 'tcx' or not chain:
+        return None
+    names = ', '.join('%s (id %s%s)' % (entry['prog_name'] or '?', entry['id'],
+                                        ', ours' if entry['owned'] else '') for entry in chain)
+    return {'programs': [entry['id'] for entry in chain],
+            'message': 'shadowed: %s runs %s behind the TCX programs %s, which run first and end the chain for '
+                       'every packet they do not pass on with TCX_NEXT; attach with backend: tcx (placement: '
+                       'first) to run in front of them' % (where, describe_attachment(attached), names)}
 
 
 def drift_of(attached, pins, where):
@@ -126,8 +198,8 @@ def drift_of(attached, pins, where):
     used = set(attached['map_ids'] or ())
     unused = sorted(name for name, map_id in pins['maps'].items() if map_id not in used)
     pinned_prog = pins['program']
-    running = '%s runs program %s (id %s, filter %s priority %d handle %#x)' % (
-        where, attached['program'], attached['id'], attached['name'], attached['priority'], attached['handle'])
+    running = '%s runs program %s (id %s, %s)' % (
+        where, attached['program'], attached['id'], describe_attachment(attached))
     if pinned_prog is not None and pinned_prog['id'] != attached['id']:
         reason = 'program'
         problem = '%s, not the program pinned at %s (id %s)' % (
@@ -152,11 +224,13 @@ def drift_of(attached, pins, where):
 def hook_state(ipr, index, direction, pin_dir, interface, program=None, netns=None):
     """The hook as the kernel runs it, against the pins of pin_dir.
 
-    Returns {'attached': the first of our filters (for `program` when given) or None, 'pins': pinned(),
-    'drift': drift_of()}.
+    Returns {'attached': the first of our programs in run order (for `program` when given) or None,
+    'pins': pinned(), 'drift': drift_of(), 'tcx': tcx_chain(), 'shadowed': shadowed_by(), 'where'}.
     """
-    found = attached_programs(ipr, index, direction, program)
+    chain = tcx_chain(index, direction, netns)
+    found = attached_programs(ipr, index, direction, program, chain)
     attached = found[0] if found else None
     pins = pinned(pin_dir, program or (attached['program'] if attached else None))
     where = '%s of %s%s' % (direction, interface, ' in network namespace %s' % netns if netns else '')
-    return {'attached': attached, 'pins': pins, 'drift': drift_of(attached, pins, where)}
+    return {'attached': attached, 'pins': pins, 'drift': drift_of(attached, pins, where), 'tcx': chain,
+            'shadowed': shadowed_by(attached, chain, where), 'where': where}

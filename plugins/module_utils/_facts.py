@@ -201,7 +201,8 @@ def gather(netns=None, interface=None, directions=DIRECTIONS):
                 # what the hook runs against the default pin dir's pins: one answer, _attached's
                 hook = _attached.hook_state(ipr, index, direction, _program.default_pin_dir(name, direction, netns),
                                             name, netns=netns)
-                facts[direction] = {'filters': filters, 'attached': hook['attached'], 'drift': hook['drift']}
+                facts[direction] = {'tcx': hook['tcx'], 'filters': filters, 'attached': hook['attached'],
+                                    'drift': hook['drift'], 'shadowed': hook['shadowed']}
             interfaces[name] = facts
 
     def ifname_of(ifindex):
@@ -228,15 +229,23 @@ def gather(netns=None, interface=None, directions=DIRECTIONS):
 
 
 def table(interfaces, directions=DIRECTIONS):
-    """A compact text table: one line per filter, and one per steering rule with its counters. The filter of a
-    hook with drift reads 'ebpf_tc:steering(drift)'."""
+    """A compact text table: one line per program the hook runs (TCX chain first, as 'tcx:<name>', then the
+    clsact filters), and one per steering rule with its counters. Our program on a hook with drift reads
+    'ebpf_tc:steering(drift)', a clsact filter of ours behind a TCX chain 'ebpf_tc:steering(shadowed)'."""
     rows = [('INTERFACE', 'DIRECTION', 'PROGRAM', 'RULE', 'PACKETS', 'BYTES', 'DROPS')]
     for name in sorted(interfaces):
         facts = interfaces[name]
         for direction in directions:
             hook = facts.get(direction) or {}
-            programs = [f.get('name') or '(unnamed)' for f in hook.get('filters', [])]
-            drifted = (hook.get('attached') or {}).get('name') if hook.get('drift') else None
+            programs = ['tcx:%s' % (_tc.owned_name(t['program']) if t.get('owned') else t.get('prog_name') or t['id'])
+                        for t in hook.get('tcx', [])]
+            filters = [f.get('name') or '(unnamed)' for f in hook.get('filters', [])]
+            programs += [p + '(shadowed)' if hook.get('shadowed') and p.startswith(_tc.OWNED_PREFIX) else p
+                         for p in filters]
+            attached = hook.get('attached') or {}
+            drifted = attached.get('name') if hook.get('drift') else None
+            if drifted and attached.get('backend') == 'tcx':
+                drifted = 'tcx:' + drifted
             programs = [p + '(drift)' if p == drifted else p for p in programs]
             steering = hook.get('steering')
             if steering and steering.get('applied') and 'error' not in steering:

@@ -456,7 +456,7 @@ def map_fd_by_id(map_id):
     return _check_int(_call('bpf_map_get_fd_by_id', map_id), 'cannot open BPF map id %d' % map_id)
 
 
-def _fd_kind(fd):
+def fd_kind(fd):
     """'map', 'prog', 'link'... from /proc/self/fdinfo (None when unknown): the kernel's info call
     happily fills a map's struct from a program, so we look before we ask."""
     try:
@@ -471,7 +471,7 @@ def _fd_kind(fd):
 
 
 def _obj_info(fd, info, kind):
-    found = _fd_kind(fd)
+    found = fd_kind(fd)
     if found is not None and found != kind:
         raise LibbpfError('fd %d is a BPF %s, not a BPF %s' % (fd, found, kind), errno=_errno.EINVAL)
     size = ctypes.c_uint32(ctypes.sizeof(info))

@@ -19,14 +19,15 @@ Families (every sample carries ``interface`` and ``direction``; with a network n
   udp, icmp, icmpv6, sctp, another IP protocol number, ``non-ip`` or ``malformed``): every frame the program
   saw, by protocol, whatever rule decided it;
 - ``ebpf_tc_ruleset_generation`` (gauge): the generation of the applied rule set, 0 when none was applied;
-- ``ebpf_tc_hook_attached`` (gauge): 1 when a filter of this collection (``ebpf_tc:<program>``) is on the
-  hook, 0 when only the pins are left (the filter or the clsact qdisc was removed behind our back);
+- ``ebpf_tc_hook_attached`` (gauge): 1 when a program of this collection runs on the hook (a TCX link it
+  pinned, or a filter ``ebpf_tc:<program>``), 0 when only the pins are left (the filter or the clsact qdisc
+  was removed behind our back);
 - ``ebpf_tc_hook_read_error`` (gauge): 1 when the hook's pinned maps could not be read (its rule and
   protocol series are missing then), else 0;
 - ``ebpf_tc_metrics_last_refresh_timestamp_seconds`` (gauge, only ``netns`` when set): when the file was
   rendered, so that a stale file (the timer stopped) can be alerted on.
 
-A hook appears when it has steering pins or one of our filters. The ``netns`` label is there only when the
+A hook appears when it has steering pins or runs one of our programs. The ``netns`` label is there only when the
 facts are of a named namespace: on a node the host namespace has no such label, while several namespaces
 exported side by side (labs, one file each in the same directory) never give node_exporter two series
 with the same labels, which it refuses. No sample has a timestamp (node_exporter refuses those too).
@@ -56,7 +57,7 @@ FAMILIES = (
     ('ebpf_tc_ruleset_generation', 'gauge',
      'Generation of the rule set applied on the hook (0: none applied).'),
     ('ebpf_tc_hook_attached', 'gauge',
-     'Whether a filter of ebpf.tc (ebpf_tc:<program>) is attached on the hook.'),
+     'Whether a program of ebpf.tc (a TCX link, or a filter ebpf_tc:<program>) runs on the hook.'),
     ('ebpf_tc_hook_read_error', 'gauge',
      'Whether the pinned steering maps of the hook could not be read.'),
     ('ebpf_tc_metrics_last_refresh_timestamp_seconds', 'gauge',
@@ -93,20 +94,19 @@ def sample(name, labels, value):
     return '%s %s' % (name, format_value(value))
 
 
-def is_owned(flt):
-    """A filter this collection attached (_facts.gather marks them with _tc.is_owned)."""
-    return bool(flt.get('owned'))
+def runs_ours(hook):
+    """Whether the hook runs a program of this collection (_facts.gather's 'attached', either backend)."""
+    return hook.get('attached') is not None
 
 
 def hooks_of(gathered):
-    """(interface, direction, hook facts) of every hook with steering pins or one of our filters, sorted."""
+    """(interface, direction, hook facts) of every hook with steering pins or one of our programs, sorted."""
     out = []
     interfaces = gathered.get('interfaces') or {}
     for name in sorted(interfaces):
         for direction in DIRECTIONS:
             hook = interfaces[name].get(direction) or {}
-            attached = any(is_owned(flt) for flt in hook.get('filters') or [])
-            if attached or hook.get('steering') is not None:
+            if runs_ours(hook) or hook.get('steering') is not None:
                 out.append((name, direction, hook))
     return out
 
@@ -148,8 +148,7 @@ def render(gathered, now=None):
     for interface, direction, hook in hooks_of(gathered):
         where = base + [('interface', interface), ('direction', direction)]
         steering = hook.get('steering')
-        attached = any(is_owned(flt) for flt in hook.get('filters') or [])
-        lines['ebpf_tc_hook_attached'].append(sample('ebpf_tc_hook_attached', where, int(attached)))
+        lines['ebpf_tc_hook_attached'].append(sample('ebpf_tc_hook_attached', where, int(runs_ours(hook))))
         if steering is None:
             continue
         failed = 'error' in steering

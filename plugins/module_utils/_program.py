@@ -17,7 +17,7 @@ import collections
 import ctypes
 import os
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _libbpf, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _libbpf, _tc, _tcx
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, LibbpfError
 
 # Below 5.11 bpf_redirect_neigh takes no next hop: the verifier accepts the object and the redirect then drops
@@ -423,56 +423,248 @@ def _other_pin_dir_error(current, direction, interface, netns, pin_dir):
            elsewhere, elsewhere))
 
 
-def filter_present(interface, direction, netns, pin_dir, object_path, program, priority, handle,
-                   check_mode=False, force=False):
-    """Make `program` of `object_path` the filter at priority/handle of the hook, pinned under pin_dir.
+BACKENDS = ('auto', 'tcx', 'clsact')
 
-    Unchanged when the filter there is named ebpf_tc:<program>, runs a program with the object's tag, and
-    that program is the one pinned at pin_dir/<program> with every map of the object pinned compatibly.
-    Refuses, before any change, a pin_dir that is not on bpffs and (unless force) a filter of ours attached
-    from another pin_dir. Returns a dict: changed, filter (after), before/after (for diff), prog_id, tag,
-    maps (MapPlan as dict), clsact_added.
+
+def choose_backend(backend, index, netns=None):
+    """'tcx' or 'clsact' for a requested backend: auto is tcx where the kernel has TCX (6.6 and later).
+    A requested tcx on a kernel without it is an error naming the field."""
+    if backend not in BACKENDS:
+        raise EbpfTcError('backend: %r is not one of %s' % (backend, ', '.join(BACKENDS)))
+    if backend == 'clsact':
+        return backend
+    with _tc.netns_entered(netns):
+        supported = _tcx.supported(index)
+    if backend == 'tcx' and not supported:
+        raise EbpfTcError('backend: tcx needs Linux 6.6 or later (this kernel is %s); use backend: clsact or auto'
+                          % os.uname()[2])
+    return 'tcx' if supported else 'clsact'
+
+
+def _link_view(link, chain):
+    """What results show of our TCX link: {'id', 'prog_id', 'tag', 'position', 'pin'} (None: no link)."""
+    if link is None:
+        return None
+    entry = next((e for e in chain if e['link_id'] == link['id']), None)
+    return {'id': link['id'], 'prog_id': link['prog_id'], 'tag': entry['tag'] if entry else None,
+            'position': entry['position'] if entry else None, 'pin': link['pin']}
+
+
+def _our_link(pin_dir, program, index, direction):
+    """link_info() (plus 'pin') of the live TCX link pinned at <pin_dir>/<program>_tcx on this hook, or None."""
+    if not program:
+        return None
+    path = _tcx.link_pin(pin_dir, program)
+    info = _tcx.pinned_link(path)
+    if info is None or info['ifindex'] != index or info['direction'] != direction:
+        return None
+    info['pin'] = path
+    return info
+
+
+def _relative_id(relative, placement, chain, program):
+    """The program id `relative` (an id, or a program name of the chain's) names, for placement before/after."""
+    if placement in ('first', 'last'):
+        if relative not in (None, ''):
+            raise EbpfTcError('relative_to: only with placement before or after, not %s' % placement)
+        return None
+    if relative in (None, ''):
+        raise EbpfTcError('relative_to: placement %s needs the program (id or name) to place it %s'
+                          % (placement, placement))
+    others = [e for e in chain if e['program'] != program or not e['owned']]
+    text = str(relative)
+    found = [e for e in others if str(e['id']) == text] or [e for e in others if e['prog_name'] == text]
+    if not found:
+        raise EbpfTcError('relative_to: no program %s in the TCX chain of the hook (it has: %s)'
+                          % (text, ', '.join('%s (id %s)' % (e['prog_name'], e['id']) for e in others) or 'none'))
+    if len(found) > 1:
+        raise EbpfTcError('relative_to: %d programs in the TCX chain are named %s: give the id (%s)'
+                          % (len(found), text, ', '.join(str(e['id']) for e in found)))
+    return found[0]['id']
+
+
+def _placed(link, chain, placement, relative_id):
+    """Whether our link sits where placement asks (first/last of the chain, or right before/after the
+    program relative_id)."""
+    ids = [e['link_id'] for e in chain]
+    if link is None or link['id'] not in ids:
+        return False
+    pos = ids.index(link['id'])
+    if placement == 'first':
+        return pos == 0
+    if placement == 'last':
+        return pos == len(chain) - 1
+    neighbour = pos + 1 if placement == 'before' else pos - 1
+    return 0 <= neighbour < len(chain) and chain[neighbour]['id'] == relative_id
+
+
+def _other_link_error(chain, program, pin_dir, direction, interface, netns):
+    """The refusal to attach over a TCX link of ours for `program` on this hook pinned in another
+    directory (as _other_pin_dir_error for a filter), or None."""
+    own = _tcx.link_pin(pin_dir, program)
+    for entry in chain:
+        if entry['owned'] and entry['program'] == program and entry['link_pin'] != own:
+            where = '%s%s' % (interface, ' in network namespace %s' % netns if netns else '')
+            elsewhere = os.path.dirname(entry['link_pin'])
+            return EbpfTcError(
+                '%s TCX link %s on %s runs program %s (id %s) pinned at %s, not one pinned in pin_dir %s: replacing '
+                'it would leave the maps pinned at %s and their content (rules, counters) behind. Check pin_dir '
+                '(%s?); force: true replaces it anyway'
+                % (direction, entry['link_id'], where, program, entry['id'], elsewhere, pin_dir, elsewhere,
+                   elsewhere))
+    return None
+
+
+def filter_present(interface, direction, netns, pin_dir, object_path, program, priority, handle,
+                   check_mode=False, force=False, backend='clsact', placement='first', relative_to=None):
+    """Make `program` of `object_path` run on the hook, pinned under pin_dir: as the clsact filter at
+    priority/handle, or as a TCX link placed as asked (backend auto: tcx where the kernel has it).
+
+    Unchanged when what runs there (filter named ebpf_tc:<program>, or the link pinned at
+    <pin_dir>/<program>_tcx, in place) has the object's tag, is the program pinned at pin_dir/<program>,
+    every map of the object is pinned compatibly, and the other backend holds no program of ours for it.
+    Switching backend attaches the new one before the old one is removed (no moment with neither).
+    Refuses, before any change, a pin_dir that is not on bpffs and (unless force) a program of ours
+    attached from another pin_dir. Returns a dict: changed, backend, filter and link (after), before/after
+    (for diff), prog_id, tag, maps (MapPlan as dict), clsact_added.
     """
     check_pin_dir(pin_dir)
+    if placement not in _tcx.PLACEMENTS:
+        raise EbpfTcError('placement: %r is not one of %s' % (placement, ', '.join(_tcx.PLACEMENTS)))
     with _tc.open_netlink(netns, interface) as ipr:
         index = _tc.ifindex(ipr, interface)
+        chosen = choose_backend(backend, index, netns)
+        chain = _attached.tcx_chain(index, direction, netns)
         current = _tc.filter_at(ipr, index, direction, priority, handle)
         if current is not None and not _tc.is_owned(current):
-            raise _foreign_error(current, direction, interface)
-        if current is not None and not force:
-            refusal = _other_pin_dir_error(current, direction, interface, netns, pin_dir)
+            if chosen == 'clsact':
+                raise _foreign_error(current, direction, interface)
+            current = None      # not ours, and not in the way of a link
+        relative_id = _relative_id(relative_to, placement, chain, program) if chosen == 'tcx' else None
+        link = _our_link(pin_dir, program, index, direction)
+        if not force:
+            refusal = None
+            if current is not None:
+                refusal = _other_pin_dir_error(current, direction, interface, netns, pin_dir)
+            if refusal is None and chosen == 'tcx':
+                refusal = _other_link_error(chain, program, pin_dir, direction, interface, netns)
             if refusal is not None:
                 raise refusal
+        if current is not None and current['name'] != _tc.owned_name(program) and chosen == 'tcx':
+            current = None      # another program of ours at priority/handle: the link does not replace it
         build = inspect_object(object_path, program)
         plan = plan_maps(pin_dir, build)
         pinned = pinned_program(pin_dir, program)
         has_clsact = _tc.has_clsact(ipr, index)
         name = _tc.owned_name(program)
-        unchanged = (has_clsact and current is not None and current['name'] == name
-                     and current['tag'] == build.tag and pinned is not None
-                     and pinned.tag == build.tag and pinned.id == current['prog_id']
-                     and not plan.replaced and not plan.created)
-        before = {'filter': _filter_view(current), 'pins': pins_of(pin_dir)}
-        result = dict(changed=not unchanged, tag=build.tag, maps=plan._asdict(), clsact_added=False, before=before)
+        maps_kept = pinned is not None and pinned.tag == build.tag and not plan.replaced and not plan.created
+        if chosen == 'clsact':
+            unchanged = (maps_kept and has_clsact and current is not None and current['name'] == name
+                         and current['tag'] == build.tag and pinned.id == current['prog_id'] and link is None)
+        else:
+            unchanged = (maps_kept and link is not None and link['prog_id'] == pinned.id
+                         and _placed(link, chain, placement, relative_id) and current is None)
+        stale = []      # with force: our links for `program` on this hook pinned in other directories
+        if force and chosen == 'tcx':
+            own = _tcx.link_pin(pin_dir, program)
+            stale = [e['link_pin'] for e in chain if e['owned'] and e['program'] == program and e['link_pin'] != own]
+            unchanged = unchanged and not stale
+        before = {'filter': _filter_view(current), 'link': _link_view(link, chain), 'pins': pins_of(pin_dir)}
+        result = dict(changed=not unchanged, backend=chosen, tag=build.tag, maps=plan._asdict(), clsact_added=False,
+                      before=before)
         if unchanged:
-            result.update(prog_id=current['prog_id'], filter=_filter_view(current), after=before)
+            result.update(prog_id=pinned.id, filter=before['filter'], link=before['link'], after=before)
             return result
+        wanted = [os.path.join(pin_dir, n) for n in [program] + list(build.maps)]
         if check_mode:
-            after_filter = {'kind': 'bpf', 'priority': priority, 'handle': handle, 'name': name,
-                            'prog_id': None, 'tag': build.tag}
-            wanted = [os.path.join(pin_dir, n) for n in [program] + list(build.maps)]
-            pins = sorted(set(before['pins']) | set(wanted))
-            result.update(prog_id=None, filter=after_filter, clsact_added=not has_clsact,
-                          after={'filter': after_filter, 'pins': pins})
+            after = {'filter': None, 'link': None}
+            if chosen == 'clsact':
+                after['filter'] = {'kind': 'bpf', 'priority': priority, 'handle': handle, 'name': name,
+                                   'prog_id': None, 'tag': build.tag}
+                pins = set(before['pins']) | set(wanted)
+                if link is not None:
+                    pins.discard(link['pin'])
+            else:
+                after['link'] = {'id': None, 'prog_id': None, 'tag': build.tag, 'position': None,
+                                 'pin': _tcx.link_pin(pin_dir, program)}
+                pins = set(before['pins']) | set(wanted) | set([after['link']['pin']])
+            after['pins'] = sorted(pins)
+            result.update(prog_id=None, filter=after['filter'], link=after['link'],
+                          clsact_added=chosen == 'clsact' and not has_clsact, after=after)
             return result
-        result['clsact_added'] = _tc.ensure_clsact(ipr, index)
-        info = install(object_path, program, pin_dir,
-                       lambda fd: _tc.attach(ipr, index, direction, fd, name, priority, handle),
-                       replace=plan.replaced)
-        after = _tc.filter_at(ipr, index, direction, priority, handle)
-        result.update(prog_id=info.id, tag=info.tag, filter=_filter_view(after),
-                      after={'filter': _filter_view(after), 'pins': pins_of(pin_dir)})
+        if chosen == 'clsact':
+            result['clsact_added'] = _tc.ensure_clsact(ipr, index)
+            info = install(object_path, program, pin_dir,
+                           lambda fd: _tc.attach(ipr, index, direction, fd, name, priority, handle),
+                           replace=plan.replaced)
+            if link is not None:    # switched from tcx: the filter runs now, the link goes
+                _detach_link(link['pin'], netns)
+        else:
+            in_place = link is not None and _placed(link, chain, placement, relative_id)
+            info = _install_link(object_path, program, pin_dir, plan, index, direction, netns, link,
+                                 None if in_place else placement, relative_id)
+            if current is not None:     # switched from clsact: the link runs now, the filter goes
+                _tc.detach(ipr, index, direction, current['priority'], current['handle'])
+            for path in stale:
+                _detach_link(path, netns)
+        chain = _attached.tcx_chain(index, direction, netns)
+        after_filter = _filter_view(_tc.filter_at(ipr, index, direction, priority, handle)) \
+            if chosen == 'clsact' else None
+        after_link = _link_view(_our_link(pin_dir, program, index, direction), chain)
+        result.update(prog_id=info.id, tag=info.tag, filter=after_filter, link=after_link,
+                      after={'filter': after_filter, 'link': after_link, 'pins': pins_of(pin_dir)})
         return result
+
+
+def _install_link(object_path, program, pin_dir, plan, index, direction, netns, link, placement, relative_id):
+    """install() through a TCX link: the program of `link` swapped in place (placement None), or a new
+    link placed as asked, pinned over <pin_dir>/<program>_tcx, with the old link detached after."""
+    new_link = []
+
+    def attach(prog_fd):
+        with _tc.netns_entered(netns):
+            if placement is None:
+                fd = _tcx.open_pinned_link(link['pin'])
+                try:
+                    _tcx.link_update(fd, prog_fd)
+                finally:
+                    os.close(fd)
+            else:
+                new_link.append(_tcx.link_create(prog_fd, index, direction, placement, relative_id))
+
+    old_fd = _tcx.open_pinned_link(link['pin']) if link is not None and placement is not None else None
+    try:
+        info = install(object_path, program, pin_dir, attach, replace=plan.replaced)
+        if new_link:
+            try:
+                _pin_over(new_link[0], _tcx.link_pin(pin_dir, program))
+            except BaseException:
+                _tcx.link_detach(new_link[0])
+                raise
+            if old_fd is not None:
+                _tcx.link_detach(old_fd)
+        return info
+    finally:
+        for fd in new_link + ([old_fd] if old_fd is not None else []):
+            os.close(fd)
+
+
+def _detach_link(path, netns=None):
+    """Detach the TCX link pinned at path and remove the pin (a missing pin is fine)."""
+    try:
+        fd = _tcx.open_pinned_link(path)
+    except LibbpfError:
+        return False
+    try:
+        with _tc.netns_entered(netns):
+            try:
+                _tcx.link_detach(fd)
+            except LibbpfError:
+                pass    # already defunct (its device went away)
+    finally:
+        os.close(fd)
+    os.unlink(path)
+    return True
 
 
 def _forget_pending(pin_dir):
@@ -491,7 +683,8 @@ def _forget_pending(pin_dir):
 
 
 def filter_absent(interface, direction, netns, pin_dir, program, priority, handle, unpin, check_mode=False):
-    """Detach our filter at priority/handle (if there) and, with unpin, remove pin_dir and its empty parents.
+    """Detach our filter at priority/handle and our TCX links pinned in pin_dir (for `program` when given),
+    and, with unpin, remove pin_dir and its empty parents.
 
     A foreign filter at priority/handle, or one of ours for another program than `program` (when given),
     is an error and stays.
@@ -507,15 +700,24 @@ def filter_absent(interface, direction, netns, pin_dir, program, priority, handl
             raise EbpfTcError('%s on %s belongs to program %s, not %s: not detaching it'
                               % (_tc.describe_filter(current, direction), interface,
                                  _tc.owned_program(current), program))
+        programs = [program] if program else [name[:-len(_tcx.LINK_PIN_SUFFIX)] for name in
+                                              (os.listdir(pin_dir) if os.path.isdir(pin_dir) else ())
+                                              if name.endswith(_tcx.LINK_PIN_SUFFIX)]
+        links = [link for link in (_our_link(pin_dir, name, index, direction) for name in programs) if link]
+        chain = _attached.tcx_chain(index, direction, netns) if links else []
         pins = pins_of(pin_dir)
-        before = {'filter': _filter_view(current), 'pins': pins}
-        after = {'filter': None, 'pins': [] if unpin else pins}
-        changed = current is not None or (unpin and os.path.isdir(pin_dir))
+        before = {'filter': _filter_view(current), 'link': _link_view(links[0], chain) if links else None,
+                  'pins': pins}
+        after = {'filter': None, 'link': None,
+                 'pins': [] if unpin else [p for p in pins if p not in set(link['pin'] for link in links)]}
+        changed = current is not None or bool(links) or (unpin and os.path.isdir(pin_dir))
         if changed and not check_mode:
             if current is not None:
                 _tc.detach(ipr, index, direction, priority, handle)
+            for link in links:
+                _detach_link(link['pin'], netns)
             if unpin:
                 remove_pins(pin_dir)
                 _forget_pending(pin_dir)
-        return {'changed': changed, 'before': before, 'after': after, 'detached': current is not None,
-                'filter': None, 'unpinned': pins if unpin else []}
+        return {'changed': changed, 'before': before, 'after': after, 'detached': current is not None or bool(links),
+                'filter': None, 'link': None, 'unpinned': pins if unpin else []}

@@ -8,9 +8,9 @@ The role ebpf.tc.steering writes ``<ebpf_tc_config_dir>/state.json`` and a syste
 ``ebpf_tc_restore.py`` at boot, which calls restore() here. It does what the role's apply does, with the
 same functions the modules use (nothing here is a second implementation):
 
-- per hook, ``_program.filter_present`` (what ``ebpf.tc.bpf_filter`` runs): clsact present, the object's
-  program attached at priority/handle as ``ebpf_tc:<program>``, pinned under the hook's pin_dir, reusing
-  compatible pinned maps;
+- per hook, ``_program.filter_present`` (what ``ebpf.tc.bpf_filter`` runs): the object's program attached
+  with ``backend`` (a TCX link placed as ``placement`` says, or a clsact filter at priority/handle named
+  ``ebpf_tc:<program>``), pinned under the hook's pin_dir, reusing compatible pinned maps;
 - per hook, ``_steering.manage`` (what ``ebpf.tc.steering_rules`` runs): the rule set, compared with the
   set read back from the maps and switched atomically only when it differs;
 - ``net.ipv4.conf.<if>.rp_filter=2`` on the ``rp_filter_loose`` interfaces, written from inside the
@@ -30,12 +30,13 @@ import json
 import os
 import re
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _steering, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _steering, _tc, _tcx
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, RuleError
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate
 
 STATE_VERSION = 1
-STATE_KEYS = ('version', 'netns', 'object', 'program', 'priority', 'handle', 'hooks', 'rp_filter_loose')
+STATE_KEYS = ('version', 'netns', 'object', 'program', 'priority', 'handle', 'backend', 'placement', 'relative_to',
+              'hooks', 'rp_filter_loose')
 HOOK_KEYS = ('interface', 'direction', 'pin_dir', 'default_action', 'rules')
 REQUIRED_STATE_KEYS = ('version', 'object', 'program', 'hooks')
 REQUIRED_HOOK_KEYS = ('interface',)
@@ -69,6 +70,12 @@ def _string(value, field, pattern=None, what=None):
         raise StateError(field, 'must be a non-empty string, not %s' % _type_name(value))
     if pattern is not None and not pattern.match(value) or value in ('.', '..'):
         raise StateError(field, '%r is not %s' % (value, what or 'valid'))
+    return value
+
+
+def _choice(value, field, choices):
+    if value not in choices:
+        raise StateError(field, 'must be one of %s, not %r' % (', '.join(choices), value))
     return value
 
 
@@ -110,8 +117,13 @@ def check_state(state):
         'version': STATE_VERSION, 'netns': netns, 'object': obj, 'program': _string(state['program'], 'program'),
         'priority': _int_range(state.get('priority', 10), 'priority', 1, 0xFFFF),
         'handle': _int_range(state.get('handle', 1), 'handle', 1, 0xFFFFFFFF),
+        'backend': _choice(state.get('backend', 'auto'), 'backend', _program.BACKENDS),
+        'placement': _choice(state.get('placement', 'first'), 'placement', _tcx.PLACEMENTS),
+        'relative_to': state.get('relative_to'),
         'hooks': [], 'rp_filter_loose': [],
     }
+    if out['relative_to'] is not None:
+        out['relative_to'] = _string(str(out['relative_to']), 'relative_to')
     if not isinstance(state['hooks'], list):
         raise StateError('hooks', 'must be a list, not %s' % _type_name(state['hooks']))
     seen = {}
@@ -240,9 +252,10 @@ def _check_host(state):
             if not names.exists(hook['interface']):
                 raise StateError(field + '.interface', 'interface %s does not exist%s'
                                  % (hook['interface'], _where(netns)))
-            current = _tc.filter_at(ipr, names.ifindex(hook['interface']), hook['direction'],
-                                    state['priority'], state['handle'])
-            if current is not None and not _tc.is_owned(current):
+            index = names.ifindex(hook['interface'])
+            backend = _program.choose_backend(state['backend'], index, netns)
+            current = _tc.filter_at(ipr, index, hook['direction'], state['priority'], state['handle'])
+            if backend == 'clsact' and current is not None and not _tc.is_owned(current):
                 raise StateError(field, '%s on %s is a filter this collection did not attach: not replacing '
                                  'it (choose another ebpf_tc_priority/ebpf_tc_handle, or remove it)'
                                  % (_tc.describe_filter(current, hook['direction']), hook['interface']))
@@ -277,7 +290,7 @@ def restore(state):
     """Make the host match `state` (a parsed version-1 state file); idempotent.
 
     Returns ``{'changed', 'netns', 'bpffs_mounted', 'hooks': [{interface, direction, pin_dir, attached,
-    clsact_added, prog_id, tag, rules_changed, generation}], 'rp_filter': {ifname: {before, after,
+    backend, clsact_added, prog_id, tag, rules_changed, generation}], 'rp_filter': {ifname: {before, after,
     changed}}}`` where ``attached`` is whether the filter changed (attached or replaced).
     """
     state = check_state(state)
@@ -289,13 +302,16 @@ def restore(state):
         summary['bpffs_mounted'] = _ensure_bpffs()
     for hook in state['hooks']:
         attached = _program.filter_present(hook['interface'], hook['direction'], netns, hook['pin_dir'],
-                                           state['object'], state['program'], state['priority'], state['handle'])
+                                           state['object'], state['program'], state['priority'], state['handle'],
+                                           backend=state['backend'], placement=state['placement'],
+                                           relative_to=state['relative_to'])
         rules = _steering.manage(hook['pin_dir'], hook['interface'], netns=netns, state='present',
                                  rules=hook['rules'], default_action=hook['default_action'],
                                  direction=hook['direction'])
         summary['hooks'].append({
             'interface': hook['interface'], 'direction': hook['direction'], 'pin_dir': hook['pin_dir'],
-            'attached': attached['changed'], 'clsact_added': attached['clsact_added'],
+            'attached': attached['changed'], 'backend': attached['backend'],
+            'clsact_added': attached['clsact_added'],
             'prog_id': attached['prog_id'], 'tag': attached['tag'],
             'rules_changed': rules['changed'], 'generation': rules['generation'],
         })

@@ -491,7 +491,7 @@ def manage(pin_dir, interface, netns=None, state='present', rules=None, default_
             if wanted is not None:
                 desired = validate(wanted[0], wanted[1], interface_exists=names.exists)
             hook = check_hook(ipr, index, interface, direction, pin_dir, netns)
-            maps = open_maps(pin_dir, dict(hook, where='%s of %s' % (direction, interface)))
+            maps = open_maps(pin_dir, hook)
             try:
                 plan = None
                 if desired is not None:

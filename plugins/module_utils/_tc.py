@@ -2,11 +2,11 @@
 # Copyright (c) ebpf.tc contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Attaching BPF programs to TC hooks: the one place that talks netlink (pyroute2).
+"""The clsact attach backend, and the one place that talks netlink (pyroute2).
 
-The backend today is a clsact qdisc with direct-action `bpf` filters. Callers use only the functions
-below (ensure_clsact, attach, detach, list_filters), so a TCX (bpf_link) backend can replace this one
-without touching the modules.
+A clsact qdisc with direct-action `bpf` filters, on every kernel. The TCX backend (bpf_link, 6.6 and
+later) is _tcx; _program chooses between them (backend auto | tcx | clsact). Entering a network
+namespace (netns_entered, open_netlink, run_in_netns) lives here for both.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -160,6 +160,45 @@ class _Netlink(object):
         return False
 
 
+class netns_entered(object):  # pylint: disable=invalid-name
+    """`with netns_entered(netns):` runs the block with this thread in network namespace `netns` (a name under
+    /run/netns; None: stays where it is) and brings it back after. Never creates a namespace.
+
+    What the block makes there stays there: a socket, or an ifindex resolved by bpf(2).
+    """
+
+    def __init__(self, netns):
+        self.netns = netns
+        self.own = None
+
+    def __enter__(self):
+        if self.netns is None:
+            return self
+        path = os.path.join(NETNS_DIR, self.netns)
+        if not os.path.exists(path):
+            raise EbpfTcError('network namespace %s does not exist (no %s)' % (self.netns, path))
+        self.own = os.open('/proc/thread-self/ns/net', os.O_RDONLY)
+        try:
+            target = os.open(path, os.O_RDONLY)
+            try:
+                _setns(target)
+            finally:
+                os.close(target)
+        except OSError as err:
+            os.close(self.own)
+            raise EbpfTcError('cannot enter network namespace %s: %s' % (self.netns, err))
+        return self
+
+    def __exit__(self, kind, err, traceback_):
+        if self.own is not None:
+            try:
+                _setns(self.own)     # if this fails the process is lost in the namespace: let it raise
+            finally:
+                os.close(self.own)
+                self.own = None
+        return False
+
+
 def open_netlink(netns=None, interface=None):
     """An rtnetlink socket (pyroute2 IPRoute) in `netns` (a name under /run/netns) or in the current one,
     for use as a context manager. A failed request in the block is an EbpfTcError naming `interface` (or
@@ -172,26 +211,8 @@ def open_netlink(netns=None, interface=None):
     """
     require_pyroute2()
     about = ' on %s' % interface if interface else (' in network namespace %s' % netns if netns else '')
-    if netns is None:
+    with netns_entered(netns):
         return _Netlink(IPRoute(), about)
-    path = os.path.join(NETNS_DIR, netns)
-    if not os.path.exists(path):
-        raise EbpfTcError('network namespace %s does not exist (no %s)' % (netns, path))
-    own = os.open('/proc/thread-self/ns/net', os.O_RDONLY)
-    try:
-        target = os.open(path, os.O_RDONLY)
-        try:
-            _setns(target)
-        except OSError as err:
-            raise EbpfTcError('cannot enter network namespace %s: %s' % (netns, err))
-        finally:
-            os.close(target)
-        try:
-            return _Netlink(IPRoute(), about)
-        finally:
-            _setns(own)     # if this fails the process is lost in the namespace: let it raise
-    finally:
-        os.close(own)
 
 
 def ifindex(ipr, interface):

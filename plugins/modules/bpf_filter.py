@@ -14,16 +14,28 @@ short_description: Load a BPF object, pin it and attach one of its programs to a
 version_added: 0.1.0
 description:
   - Loads a BPF ELF object from a path on the target, pins its maps and the program O(program) under
-    O(pin_dir), and attaches the program as a direct-action C(bpf) filter to the clsact hook
-    O(direction) of O(interface) at O(priority)/O(handle). The clsact qdisc is added when missing.
+    O(pin_dir), and attaches the program to the TC hook O(direction) of O(interface) with one of two
+    backends (O(backend)) - a TCX link (Linux 6.6 and later) placed in the hook's TCX chain as O(placement)
+    says, or a direct-action C(bpf) filter on the clsact qdisc at O(priority)/O(handle) (the qdisc is added
+    when missing).
+  - TCX programs run before every clsact filter, and a TCX program that does not return C(TCX_NEXT) ends the
+    hook for that packet. So a clsact filter behind a CNI's TCX program (Cilium 1.16 and later) never sees
+    most packets; M(ebpf.tc.tc_info) calls such a hook C(shadowed). The TCX link is pinned at
+    C(<pin_dir>/<program>_tcx), so it outlives the module and a CNI that deletes clsact filters.
   - Any object works, not only the collection's C(steering.bpf.o), for example a program a user compiled
     with C(clang -O2 -g -target bpf) in a C(SEC("tc")) section.
   - The filter is named C(ebpf_tc:<program>). That name marks it as this collection's (see M(ebpf.tc.clsact)).
   - Nothing changes when the filter at O(priority)/O(handle) is named C(ebpf_tc:<program>), its program
     has the tag of O(program) in O(object) (the kernel's hash of the instructions), that program is the one
     pinned at C(<pin_dir>/<program>) and every map of the object is pinned there compatibly.
+  - Nothing changes either when the TCX link pinned at C(<pin_dir>/<program>_tcx) is on the hook, sits where
+    O(placement) asks, and runs that pinned program.
+  - Switching O(backend) (clsact to tcx or back) attaches the program with the new backend before the
+    old attachment is removed, with the same pinned maps, so rules and counters are kept and there is no
+    moment when neither runs.
   - A new build of the object replaces the filter atomically (tc filter replace at the same
-    priority/handle). Its maps reuse the pinned ones where compatible (same type, key size, value size,
+    priority/handle), or the program of the TCX link in place (BPF_LINK_UPDATE). Its maps reuse the pinned
+    ones where compatible (same type, key size, value size,
     max_entries and flags), so their content, for example rules and counters, survives. An incompatible
     pinned map is replaced by the new build's fresh map, after the new program is attached.
   - When the kernel's verifier rejects the object, nothing attached or pinned changes and the module fails
@@ -50,9 +62,37 @@ options:
         O(priority)/O(handle) must be this program's (C(ebpf_tc:<program>)); when not given, any filter this
         collection attached there is detached.
     type: str
+  backend:
+    description:
+      - How the program is attached. V(tcx) is a TCX link (bpf_link, Linux 6.6 and later; an error on older
+        kernels). V(clsact) is a C(bpf) filter on the clsact qdisc (every kernel). V(auto) picks V(tcx)
+        where the kernel has it and V(clsact) elsewhere.
+      - With O(state=absent) both are removed, whatever this says.
+    type: str
+    choices: [auto, tcx, clsact]
+    default: auto
+    version_added: 0.2.0
+  placement:
+    description:
+      - Where the TCX link goes in the hook's chain, with O(backend=tcx). V(first) runs before every other
+        TCX program (what steering needs, to see packets before a CNI's program ends the chain), V(last)
+        after them, V(before) or V(after) right next to the program O(relative_to) names.
+      - Idempotence includes it - when another program has taken the place since, the next run moves
+        ours back (a new link is attached in place before the old one goes).
+      - Ignored with the clsact backend, where O(priority) orders filters.
+    type: str
+    choices: [first, last, before, after]
+    default: first
+    version_added: 0.2.0
+  relative_to:
+    description:
+      - With O(placement=before) or O(placement=after), the TCX program to place ours next to - its program
+        id, or its name when exactly one program of the chain has it.
+    type: str
+    version_added: 0.2.0
   priority:
     description:
-      - Priority of the filter on the hook, 1 to 65535. Lower numbers run first.
+      - Priority of the filter on the hook (clsact backend), 1 to 65535. Lower numbers run first.
       - The default, 10, runs before filters added by C(tc) without a priority (they get 49152 and up).
     type: int
     default: 10
@@ -63,7 +103,8 @@ options:
     default: 1
   state:
     description:
-      - V(present) loads, pins and attaches. V(absent) detaches the filter at O(priority)/O(handle).
+      - V(present) loads, pins and attaches. V(absent) detaches the filter at O(priority)/O(handle) and the
+        TCX links pinned in O(pin_dir) (of O(program) when given).
       - A filter this collection did not attach (its name does not start with C(ebpf_tc:)) at
         O(priority)/O(handle) is never replaced or detached; the module fails and names it.
     type: str
@@ -97,7 +138,7 @@ attributes:
       loads it once without pinning anything and closes it again; nothing on the host changes.
     support: full
   diff_mode:
-    description: Returns C(before) and C(after) as C({filter, pins}) in diff mode.
+    description: Returns C(before) and C(after) as C({filter, link, pins}) in diff mode.
     support: full
   idempotent:
     description: A second run with the same object and options reports no change.
@@ -119,6 +160,25 @@ EXAMPLES = r'''
     interface: eth0
     object: /usr/local/lib/ebpf_tc/steering.bpf.o
     program: steering
+  become: true
+
+- name: Attach the steering program to eth0 as a clsact filter, on any kernel
+  ebpf.tc.bpf_filter:
+    interface: eth0
+    object: /usr/local/lib/ebpf_tc/steering.bpf.o
+    program: steering
+    backend: clsact
+  become: true
+
+- name: Attach a counter after Cilium's program in the ingress TCX chain
+  ebpf.tc.bpf_filter:
+    interface: eth0
+    direction: ingress
+    object: /opt/bpf/counter.o
+    program: count
+    backend: tcx
+    placement: after
+    relative_to: cil_from_netdev
   become: true
 
 - name: Attach a user's drop-ICMP program at priority 20 in namespace blue
@@ -163,6 +223,31 @@ tag:
   returned: when O(state=present)
   type: str
   sample: 8f3ac2d1e5b04a77
+backend:
+  description: The backend the program is attached with (O(backend=auto) resolved).
+  returned: when O(state=present)
+  type: str
+  sample: tcx
+link:
+  description: The TCX link after the run (null with the clsact backend).
+  returned: when O(state=present)
+  type: dict
+  contains:
+    id:
+      description: Kernel id of the link (null in check mode when it would change).
+      type: int
+    prog_id:
+      description: Kernel id of the program the link runs.
+      type: int
+    tag:
+      description: Tag of that program.
+      type: str
+    position:
+      description: Place of the program in the hook's TCX chain, 0 runs first.
+      type: int
+    pin:
+      description: Where the link is pinned, C(<pin_dir>/<program>_tcx).
+      type: str
 name:
   description: Name of the filter, C(ebpf_tc:<program>).
   returned: when O(state=present)
@@ -230,7 +315,7 @@ verifier_log:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _program, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils import _program, _tc, _tcx
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, LibbpfError
 from ansible_collections.ebpf.tc.plugins.module_utils._module_support import check_host, hook_argument_spec, pin_dir_of
 
@@ -245,6 +330,9 @@ def main():
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         unpin=dict(type='bool', default=False),
         force=dict(type='bool', default=False),
+        backend=dict(type='str', choices=list(_program.BACKENDS), default='auto'),
+        placement=dict(type='str', choices=list(_tcx.PLACEMENTS), default='first'),
+        relative_to=dict(type='str'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'present', ('object', 'program'))])
@@ -261,9 +349,11 @@ def main():
             res = _program.filter_present(params['interface'], params['direction'], params['netns'], pin_dir,
                                           params['object'], params['program'], params['priority'],
                                           params['handle'], check_mode=module.check_mode,
-                                          force=params['force'])
+                                          force=params['force'], backend=params['backend'],
+                                          placement=params['placement'], relative_to=params['relative_to'])
             result.update(prog_id=res['prog_id'], tag=res['tag'], name=_tc.owned_name(params['program']),
-                          maps=res['maps'], clsact_added=res['clsact_added'])
+                          maps=res['maps'], clsact_added=res['clsact_added'], backend=res['backend'],
+                          link=res['link'])
         else:
             res = _program.filter_absent(params['interface'], params['direction'], params['netns'], pin_dir,
                                          params['program'], params['priority'], params['handle'],

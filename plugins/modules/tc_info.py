@@ -13,19 +13,26 @@ module: tc_info
 short_description: Facts about TC hooks - qdiscs, BPF filters, pins, steering rules and counters
 version_added: 0.1.0
 description:
-  - Reports, for one interface or every interface of a network namespace, its qdiscs, the BPF filters on
-    its clsact hooks (name, program id and tag, whether this collection owns them), what is pinned in the
+  - Reports, for one interface or every interface of a network namespace, its qdiscs, each hook as the
+    kernel runs it - the TCX chain (Linux 6.6 and later; programs in run order with their link ids), then
+    the BPF filters of the clsact qdisc (name, program id and tag, whether this collection owns them) -, whether
+    our program is shadowed by TCX programs in front of it, what is pinned in the
     hook's pin directory, and - when that directory holds the steering program's maps - the applied rule
     set with per-rule and per-protocol packet, byte and drop counters.
   - Also reports the interface's IPv4 reverse-path filter mode, which decides whether asymmetric return
     paths work (see the C(ebpf.tc.steering) role).
-  - The kernel is the truth. Per hook, C(attached) is the program the first filter of this collection on the
-    hook runs (its id and tag from the netlink dump, its name and map ids from the kernel), and C(drift)
+  - The kernel is the truth. Per hook, C(attached) is the first program of this collection the hook runs (a
+    TCX link pinned by M(ebpf.tc.bpf_filter), else a filter named C(ebpf_tc:<program>); ids and tags from
+    the kernel), and C(drift)
     says when the hook's pins disagree with it - the program pinned in the pin directory is not the
     attached one, or the attached program does not use the maps pinned there (for example after
     M(ebpf.tc.bpf_filter) attached the program again from another O(ebpf.tc.bpf_filter#module:pin_dir)).
     The steering rule set and counters are read from the maps of the program the hook runs, not from
     the pins.
+  - A hook is C(shadowed) when our program is a clsact filter and the TCX chain in front of it is not empty -
+    TCX programs run first and end the hook for every packet they do not pass on with C(TCX_NEXT), so a CNI
+    attached with TCX (Cilium 1.16 and later) leaves our filter without most packets. Attach with
+    O(ebpf.tc.bpf_filter#module:backend=tcx) to run in front of them.
   - Read-only; never changes anything, in check mode or not.
 author:
   - ebpf.tc contributors (!UNKNOWN)
@@ -128,9 +135,29 @@ interfaces:
       description: The egress hook (the same keys for C(ingress)).
       type: dict
       contains:
+        tcx:
+          description:
+            - The hook's TCX chain in the order the kernel runs it (empty on kernels without TCX, before 6.6).
+            - C(position) (0 runs first), C(id), C(tag) and C(prog_name) of each program, C(link_id) (0 when it
+              was attached without a link), C(map_ids); C(owned) is true for links this collection pinned
+              (C(<pin_dir>/<program>_tcx)), with their C(program) and C(link_pin).
+          type: list
+          elements: dict
+          version_added: 0.2.0
+          sample: [{position: 0, id: 91, link_id: 12, prog_name: cil_to_netdev, tag: 1a2b3c4d5e6f7081,
+                    map_ids: [7, 9], owned: false, program: null, link_pin: null}]
+        shadowed:
+          description:
+            - Null unless C(attached) is a clsact filter behind a non-empty TCX chain; then C(programs) (ids of
+              the TCX programs in front of it) and C(message).
+            - The C(ebpf.tc.steering) role's verification and the C(ebpf.tc.rollout) playbook's checks fail on a
+              shadowed hook unless C(ebpf_tc_allow_shadowed) is true.
+          type: dict
+          version_added: 0.2.0
+          sample: {programs: [91], message: 'shadowed: egress of eth0 runs filter ebpf_tc:steering ... behind the TCX programs ...'}
         filters:
           description:
-            - BPF filters attached to the hook, in dump order. Empty when there is no clsact qdisc.
+            - BPF filters attached to the hook's clsact qdisc, in dump order. Empty when there is no clsact qdisc.
             - C(owned) is true for filters this collection attached (TC filter name C(ebpf_tc:<program>)).
             - C(prog_name) and C(map_ids) are the kernel's name of the filter's program and the ids of the maps
               it uses (null when the kernel no longer knows the program).
@@ -140,14 +167,16 @@ interfaces:
                     owned: true, direct_action: true, prog_name: steering, map_ids: [31, 32, 33]}]
         attached:
           description:
-            - The program the hook runs for this collection - the first filter named C(ebpf_tc:<program>) in the
-              order the kernel runs them - or null when there is none.
-            - C(priority), C(handle) and C(name) of the filter; C(program) (from the filter's name), C(id) and
-              C(tag) of its program (from the netlink dump); C(prog_name) and C(map_ids) from the kernel.
+            - The program the hook runs for this collection - the first in the order the kernel runs them, our
+              TCX link before our filters named C(ebpf_tc:<program>) - or null when there is none.
+            - C(backend) (V(tcx) or V(clsact)); C(priority), C(handle) of a filter, C(link_id), C(link_pin),
+              C(position) of a link (null for the other backend); C(name) (C(ebpf_tc:<program>)), C(program), C(id)
+              and C(tag) of its program; C(prog_name) and C(map_ids) from the kernel.
           type: dict
           version_added: 0.2.0
-          sample: {priority: 10, handle: 1, name: 'ebpf_tc:steering', program: steering, id: 57, tag: 9f3c0e0d5a1b2c3d,
-                   prog_name: steering, map_ids: [31, 32, 33]}
+          sample: {backend: clsact, priority: 10, handle: 1, name: 'ebpf_tc:steering', program: steering, id: 57,
+                   tag: 9f3c0e0d5a1b2c3d, prog_name: steering, map_ids: [31, 32, 33], link_id: null, link_pin: null,
+                   position: null}
         drift:
           description:
             - Null when the pins of the hook's pin directory agree with the attached program (or there is no
@@ -195,7 +224,8 @@ table:
   description:
     - A compact text table - interface, direction, program, rule, packets, bytes, drops - one line per
       steering rule (and the default action), or per filter of hooks without steering rules. Empty when
-      there is nothing to show. The filter of a hook with drift is shown as C(ebpf_tc:steering(drift)).
+      there is nothing to show. The filter of a hook with drift is shown as C(ebpf_tc:steering(drift)), a
+      shadowed one as C(ebpf_tc:steering(shadowed)); TCX programs come first, as C(tcx:<name>).
   returned: success
   type: str
   sample: |-
