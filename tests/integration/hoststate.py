@@ -18,7 +18,7 @@ __metaclass__ = type
 import os
 import subprocess
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _tc, _tcx
 from ansible_collections.ebpf.tc.plugins.module_utils._confirm import PENDING_DIR, Pending
 from ansible_collections.ebpf.tc.plugins.module_utils._facts import steering_facts
 
@@ -38,12 +38,17 @@ def namespaces(prefix):
 
 
 def tc_dump(netns):
-    """qdiscs of the namespace and the filters of every interface's clsact hooks, as tc prints them."""
+    """qdiscs of the namespace, the filters of every interface's clsact hooks as tc prints them, and each
+    hook's TCX chain (program and link ids, in run order)."""
     out = {'qdiscs': _run('ip', 'netns', 'exec', netns, 'tc', 'qdisc', 'show')}
-    for name in sorted(_links(netns)):
+    with _tc.open_netlink(netns) as ipr:
+        indexes = dict((name, _tc.ifindex(ipr, name)) for name in _links(netns))
+    for name in sorted(indexes):
         for direction in ('ingress', 'egress'):
             out['%s %s' % (name, direction)] = _run('ip', 'netns', 'exec', netns, 'tc', 'filter', 'show', 'dev',
                                                     name, direction)
+            out['%s %s tcx' % (name, direction)] = [
+                (entry['id'], entry['link_id']) for entry in _attached.tcx_chain(indexes[name], direction, netns)]
     return out
 
 
@@ -55,7 +60,7 @@ def _links(netns):
 
 
 def pins(roots):
-    """{path: 'dir' | 'prog <id>' | 'map <id>' | 'file'} of everything under the roots."""
+    """{path: 'dir' | 'prog <id>' | 'map <id>' | 'link <id>' | 'file'} of everything under the roots."""
     out = {}
     for root in roots:
         if not os.path.lexists(root):
@@ -67,7 +72,8 @@ def pins(roots):
             for name in sorted(files):
                 path = os.path.join(directory, name)
                 kind, info = _attached._pinned_kind(path)  # pylint: disable=protected-access
-                out[path] = '%s %d' % (kind, info.id) if kind else 'file'
+                link = _tcx.pinned_link(path) if kind is None else None
+                out[path] = '%s %d' % (kind, info.id) if kind else 'link %d' % link['id'] if link else 'file'
     return out
 
 

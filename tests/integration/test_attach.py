@@ -184,3 +184,42 @@ def test_old_kernel_is_refused_with_the_floor_named():
 def test_not_a_bpf_object_is_refused(tmp_path):
     with pytest.raises(_libbpf.LibbpfError):
         _program.load_and_pin('/bin/true', 'steering', str(tmp_path / 'pins'))
+
+
+def test_auto_backend_picks_tcx_from_6_6_and_clsact_before():
+    """backend auto on the running kernel (this one runs in every guest of the kernel matrix too): TCX from
+    Linux 6.6, clsact before it, where asking for tcx is an error naming the field. Either way the program
+    steers: a drop-ICMP rule drops the ping and TCP passes."""
+    has_tcx = _program.kernel_version() >= (6, 6)
+    with Lab() as lab:
+        client, server = lab.ns('client'), lab.ns('server')
+        lab.veth(client, 'eth0', server, 'eth0')
+        lab.addr(client, 'eth0', '10.201.0.1/24')
+        lab.addr(server, 'eth0', SERVER_V4 + '/24')
+        lab.tcp_listener(server, 8080)
+        pin_dir = _program.default_pin_dir('eth0', 'egress', netns=client)
+        try:
+            if not has_tcx:
+                with pytest.raises(EbpfTcError, match='backend: tcx needs Linux 6.6 or later'):
+                    _program.filter_present('eth0', 'egress', client, pin_dir, OBJECT, 'steering', 10, 1,
+                                            backend='tcx')
+                assert not os.path.exists(pin_dir)
+            res = _program.filter_present('eth0', 'egress', client, pin_dir, OBJECT, 'steering', 10, 1,
+                                          backend='auto')
+            assert res['backend'] == ('tcx' if has_tcx else 'clsact'), res
+            assert (res['link'] is not None) == has_tcx and (res['filter'] is not None) != has_tcx, res
+            with _tc.open_netlink(client) as ipr:
+                assert _tc.has_clsact(ipr, _tc.ifindex(ipr, 'eth0')) != has_tcx
+            again = _program.filter_present('eth0', 'egress', client, pin_dir, OBJECT, 'steering', 10, 1,
+                                            backend='auto')
+            assert again['changed'] is False and again['prog_id'] == res['prog_id']
+            with SteeringMaps(pin_dir) as maps:
+                maps.apply(validate([{'name': 'no-ping', 'match': {'proto': 'icmp'}, 'action': 'drop'}]),
+                           ifindex_of=lambda name: 0, ifname_of=str)
+                assert lab.pings(client, SERVER_V4, count=2) == 0
+                assert lab.tcp_connects(client, SERVER_V4, 8080)
+                assert maps.rule_counters()['no-ping']['drops'] >= 2
+            gone = _program.filter_absent('eth0', 'egress', client, pin_dir, 'steering', 10, 1, unpin=True)
+            assert gone['detached'] is True and lab.pings(client, SERVER_V4) == 1
+        finally:
+            _program.remove_pins(pin_dir)

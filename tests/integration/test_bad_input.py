@@ -125,9 +125,16 @@ BAD_INPUTS = [
     ('bpf_filter', {'pin_dir': '{tmp}/pins/eth0/egress'}, 'pin_dir: {tmp}/pins/eth0/egress is not on a BPF filesystem'),
     ('bpf_filter', {'pin_dir': '{pin_dir}/settings'}, 'pin_dir: {pin_dir}/settings is not a directory'),
     ('bpf_filter', {'pin_dir': '{typo_pin_dir}'}, 'not one pinned in pin_dir {typo_pin_dir}'),
-    ('bpf_filter', {'state': 'absent', 'program': 'nope'}, 'belongs to program steering, not nope'),
+    ('bpf_filter', {'state': 'absent', 'program': 'nope', 'priority': 100, 'direction': 'ingress'},
+     'did not attach'),
+    ('bpf_filter', {'backend': 'bpfilter'}, 'backend'),
+    ('bpf_filter', {'placement': 'middle'}, 'placement'),
+    ('bpf_filter', {'placement': 'before'}, 'relative_to: placement before needs the program'),
+    ('bpf_filter', {'placement': 'after', 'relative_to': 'cil_to_netdev'},
+     'relative_to: no program cil_to_netdev in the TCX chain'),
+    ('bpf_filter', {'relative_to': '42'}, 'relative_to: only with placement before or after, not first'),
     ('bpf_filter', {'state': 'absent', 'unpin': True, 'pin_dir': '{tmp}'}, 'pin_dir: {tmp} is not on a BPF filesystem'),
-    ('bpf_filter', {'priority': 100, 'direction': 'ingress'}, 'did not attach'),
+    ('bpf_filter', {'priority': 100, 'direction': 'ingress', 'backend': 'clsact'}, 'did not attach'),
     ('bpf_filter', {'prio': 10}, 'Unsupported parameters'),
     # bpf_map: paths, keys, values
     ('bpf_map', {'path': '{pin_dir}/nope'}, 'no BPF map is pinned at {pin_dir}/nope'),
@@ -198,6 +205,7 @@ def host(tmp_path_factory):
             with _libbpf.BpfObject.open(STEERING) as foreign:
                 foreign.load()
                 with _tc.open_netlink(ns) as ipr:
+                    _tc.ensure_clsact(ipr, _tc.ifindex(ipr, 'eth0'))   # steering runs as a TCX link here
                     _tc.attach(ipr, _tc.ifindex(ipr, 'eth0'), 'ingress', foreign.program_fd('steering'),
                                'other_tool', 100, 1)
             yield dict(names, lab=lab)
@@ -220,7 +228,7 @@ def host_state(host):
 def test_every_bad_input_is_refused_names_the_field_and_changes_nothing(host):
     before = host_state(host)
     # the snapshot sees what a change would change: the filters with their program ids, the pins, the rules
-    assert 'ebpf_tc:steering' in before['tc'][host['ns']]['eth0 egress'], before
+    assert before['tc'][host['ns']]['eth0 egress tcx'], before     # steering runs (auto: a TCX link here)
     assert before['pins'][os.path.join(host['pin_dir'], 'steering')].startswith('prog '), before
     assert len(before['rules']['%s eth0 egress' % host['ns']]['steering']['rules']) == len(APPLIED), before
     tasks = [task(module, args, host, check) for check in (False, True) for module, args, dummy in BAD_INPUTS]

@@ -175,7 +175,7 @@ def test_playbook_runs_from_the_installed_collection(installed, tmp_path):
                        for path in modules), modules
             info = res.tasks[-1]['result']
             assert info['interfaces']['eth0']['egress']['steering']['applied'] is True
-            assert re.search(r'^eth0\s+egress\s+ebpf_tc:steering\s+\S*icmp', info['table'], re.M), info['table']
+            assert re.search(r'^eth0\s+egress\s+tcx:ebpf_tc:steering\s+\S*icmp', info['table'], re.M), info['table']
             assert lab.pings(node, PEER_V4) == 0  # the policy holds on real traffic
 
             res = run_play([{'name': 'Remove', 'ansible.builtin.include_role': {'name': 'ebpf.tc.steering'},

@@ -54,10 +54,13 @@ class Node:
         self.pin_dir = _program.default_pin_dir('eth0', 'egress', netns=self.ns)
         self.pin_root = os.path.join(_program.PIN_ROOT, 'netns', self.ns)
         self.other_pin_dir = os.path.join(self.pin_root, 'typo', 'egress')
+        self.backend = 'auto'   # what bpf_filter tasks ask for (auto: tcx on this kernel)
 
     def bpf_filter(self, ignore_errors=False, check=False, **args):
         task = {'ebpf.tc.bpf_filter': dict(dict(interface='eth0', netns=self.ns, object=STEERING,
                                                 program='steering'), **args)}
+        if task['ebpf.tc.bpf_filter'].get('state') != 'absent':
+            task['ebpf.tc.bpf_filter'].setdefault('backend', self.backend)
         return self._options(task, ignore_errors, check)
 
     def steering_rules(self, ignore_errors=False, check=False, **args):
@@ -105,7 +108,9 @@ def canonical(rules):
     return validate(rules).to_dicts()
 
 
-def test_drift_is_refused_reported_and_repaired(node):
+@pytest.mark.parametrize('backend', ['clsact', 'tcx'])
+def test_drift_is_refused_reported_and_repaired(node, backend):
+    node.backend = backend
     res = run_play([node.bpf_filter(), node.steering_rules(rules=RULES)])
     assert res.rc == 0 and res.changed == [True, True], res
     first_prog = res[0]['prog_id']
@@ -146,8 +151,14 @@ def test_drift_is_refused_reported_and_repaired(node):
     assert 'ebpf_tc:steering(drift)' in res[1]['table'], res[1]['table']
     # the rule set reported is the one the hook runs (none), not the three rules of the unused pins
     assert hook['steering']['source'] == 'attached' and hook['steering']['rules'] == [], hook['steering']
-    [filter_] = [f for f in hook['filters'] if f['owned']]
-    assert filter_['prog_id'] == forced and filter_['map_ids'] == hook['attached']['map_ids']
+    assert hook['attached']['backend'] == backend
+    if backend == 'clsact':
+        [filter_] = [f for f in hook['filters'] if f['owned']]
+        assert filter_['prog_id'] == forced and filter_['map_ids'] == hook['attached']['map_ids']
+    else:   # force moved the hook to the other pin_dir's link: one program of ours runs, not two
+        assert [(t['id'], t['link_pin']) for t in hook['tcx']] == [
+            (forced, os.path.join(node.other_pin_dir, 'steering_tcx'))]
+        assert 'tcx:ebpf_tc:steering(drift)' in res[1]['table'], res[1]['table']
     for i in (2, 3):
         msg = res[i]['msg']
         assert msg.startswith('not reading or changing the rule set at %s: drift: ' % node.pin_dir), msg
@@ -223,8 +234,9 @@ def test_confirm_with_nothing_pending_fails_and_says_when_the_trial_reverted(nod
 
 
 def test_lost_pins_are_recovered_by_attaching_again(node):
-    """Pins removed under a running program (bpffs remounted, rm -r): nothing can manage its maps, so
+    """Pins removed under a running clsact filter (bpffs remounted, rm -r): nothing can manage its maps, so
     steering_rules says so, and bpf_filter replaces it without force (re-running the role recovers)."""
+    node.backend = 'clsact'
     res = run_play([node.bpf_filter(), node.steering_rules(rules=RULES)])
     assert res.rc == 0, res
     running = res[0]['prog_id']
@@ -233,8 +245,8 @@ def test_lost_pins_are_recovered_by_attaching_again(node):
                     node.bpf_filter(), node.steering_rules(rules=RULES), node.tc_info()])
     assert [t['status'] for t in res.tasks] == ['failed', 'ok', 'ok', 'ok', 'ok'], res
     msg = res[0]['msg']
-    assert msg.startswith('no steering program is pinned at %s (the directory does not exist), but egress of eth0 '
-                          'runs one (id %d), pinned nowhere' % (node.pin_dir, running)), msg
+    assert msg.startswith('no steering program is pinned at %s (the directory does not exist), but egress of eth0 in '
+                          'network namespace %s runs one (id %d), pinned nowhere' % (node.pin_dir, node.ns, running)), msg
     assert msg.count(node.pin_dir) == 2, msg
     hook = res[1]['interfaces']['eth0']['egress']
     assert hook['drift'] is None and hook['attached']['id'] == running
@@ -243,3 +255,21 @@ def test_lost_pins_are_recovered_by_attaching_again(node):
     assert res[3]['changed'] is True    # fresh maps: the rules are applied again
     hook = res[4]['interfaces']['eth0']['egress']
     assert hook['drift'] is None and hook['steering']['rules'] == canonical(RULES)
+
+
+def test_lost_pins_detach_a_tcx_link(node):
+    """A TCX link lives by its pin: with the pins gone the hook runs nothing (tc_info shows it, no drift),
+    and attaching again with the rules restores it."""
+    res = run_play([node.bpf_filter(backend='tcx'), node.steering_rules(rules=RULES)])
+    assert res.rc == 0 and res[0]['backend'] == 'tcx', res
+    _program.remove_pins(node.pin_dir)
+    res = run_play([node.steering_rules(rules=RULES, ignore_errors=True), node.tc_info(),
+                    node.bpf_filter(backend='tcx'), node.steering_rules(rules=RULES), node.tc_info()])
+    assert [t['status'] for t in res.tasks] == ['failed', 'ok', 'ok', 'ok', 'ok'], res
+    assert res[0]['msg'].startswith('no steering program is pinned at %s (the directory does not exist): '
+                                    % node.pin_dir), res[0]['msg']
+    hook = res[1]['interfaces']['eth0']['egress']
+    assert hook['attached'] is None and hook['tcx'] == [] and hook['drift'] is None
+    assert res[2]['changed'] is True and res[3]['changed'] is True
+    hook = res[4]['interfaces']['eth0']['egress']
+    assert hook['attached']['backend'] == 'tcx' and hook['steering']['rules'] == canonical(RULES)

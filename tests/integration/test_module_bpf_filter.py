@@ -79,7 +79,10 @@ def pair():
 
 
 def bpf_filter(ns, **args):
+    """A bpf_filter task; these tests are about the clsact backend (test_tcx.py has the TCX one's)."""
     args.setdefault('interface', 'eth0')
+    if args.get('state') != 'absent':
+        args.setdefault('backend', 'clsact')
     return {'ebpf.tc.bpf_filter': dict(netns=ns, **args)}
 
 
@@ -126,14 +129,14 @@ def test_steering_present_absent_idempotent(pair):
     assert (again['prog_id'], again['tag']) == (first['prog_id'], first['tag'])
     assert again['maps']['created'] == [] and 'rules' in again['maps']['reused']
     assert os.path.join(pin_dir, 'steering') in first['pinned'] and first['pinned'] == again['pinned']
-    assert check['diff']['before'] == {'filter': None, 'pins': []}
+    assert check['diff']['before'] == {'filter': None, 'link': None, 'pins': []}
     assert check['diff']['after']['filter']['name'] == 'ebpf_tc:steering'
     assert first['diff']['after']['filter'] == {'kind': 'bpf', 'priority': 10, 'handle': 1, 'name': 'ebpf_tc:steering',
                                                 'prog_id': first['prog_id'], 'tag': first['tag']}
     assert again['diff']['before'] == again['diff']['after']
 
     assert res[4]['diff']['before']['filter']['prog_id'] == first['prog_id']
-    assert res[4]['diff']['after'] == {'filter': None, 'pins': []}
+    assert res[4]['diff']['after'] == {'filter': None, 'link': None, 'pins': []}
     assert res[5]['detached'] is True and sorted(res[5]['unpinned']) == sorted(first['pinned'])
     assert res[6]['detached'] is False and res[6]['unpinned'] == []
     assert filters(ns) == []

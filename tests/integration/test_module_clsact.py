@@ -90,7 +90,8 @@ def test_refuses_to_remove_foreign_filters_unless_forced(lab):
     res = run_play([
         clsact(ns),
         # one filter of ours: removing the qdisc with it needs no force
-        {'ebpf.tc.bpf_filter': dict(netns=ns, interface='eth0', object=STEERING, program='steering')},
+        {'ebpf.tc.bpf_filter': dict(netns=ns, interface='eth0', object=STEERING, program='steering',
+                                    backend='clsact')},
         clsact(ns, state='absent'),
     ])
     assert res.rc == 0, res
@@ -101,7 +102,8 @@ def test_refuses_to_remove_foreign_filters_unless_forced(lab):
     # a foreign filter (another tool's bpf filter on ingress) next to one of ours on egress
     attach_foreign(ns)
     res = run_play([
-        {'ebpf.tc.bpf_filter': dict(netns=ns, interface='eth0', object=STEERING, program='steering')},
+        {'ebpf.tc.bpf_filter': dict(netns=ns, interface='eth0', object=STEERING, program='steering',
+                                    backend='clsact')},
         dict(clsact(ns, state='absent'), ignore_errors=True),
         dict(clsact(ns, state='absent', force=True), check_mode=True),
         clsact(ns, state='absent', force=True),

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.join(ROOT, 'tools'))
 # pylint: disable=wrong-import-position
 from nslab import Lab  # noqa: E402
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _program, _tc  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program, _tc  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._confirm import PENDING_DIR  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps  # noqa: E402
@@ -130,6 +130,16 @@ class Host:
             return [dict((k, f[k]) for k in ('priority', 'handle', 'name', 'prog_id', 'tag'))
                     for f in _tc.list_filters(ipr, index, 'egress', kinds=None)]
 
+    def tcx(self):
+        """The TCX chain of eth0 egress: [(prog_id, link_id)] in run order."""
+        with _tc.open_netlink(self.node) as ipr:
+            index = _tc.ifindex(ipr, 'eth0')
+        return [(t['id'], t['link_id']) for t in _attached.tcx_chain(index, 'egress', self.node)]
+
+    def attached(self):
+        """[(backend, prog_id)] of what runs on eth0 egress: TCX links, then clsact filters."""
+        return [('tcx', prog_id) for prog_id, dummy in self.tcx()] + [('clsact', f['prog_id']) for f in self.filters()]
+
     def applied(self):
         """(generation, applied RuleSet or None, counters) read back from the pinned maps."""
         if not os.path.isdir(self.pin_dir):
@@ -143,15 +153,16 @@ class Host:
     def snapshot(self):
         """What a refused restore must leave exactly as it was."""
         applied = self.applied()
-        return {'filters': self.filters(), 'pins': _program.pins_of(self.pin_dir), 'rp_filter': self.rp_filter(),
+        return {'filters': self.filters(), 'tcx': self.tcx(), 'pins': _program.pins_of(self.pin_dir),
+                'rp_filter': self.rp_filter(),
                 'applied': applied[:2] if applied else None}
 
     def wipe(self):
-        """A reboot's loss: the clsact qdisc (with its filters), the pins, the rp_filter setting."""
-        self.lab.exec(self.node, 'tc', 'qdisc', 'del', 'dev', 'eth0', 'clsact')
+        """A reboot's loss: the clsact qdisc (with its filters), the pins (with them a TCX link), rp_filter."""
+        self.lab.exec(self.node, 'tc', 'qdisc', 'del', 'dev', 'eth0', 'clsact', check=False)
         _program.remove_pins(self.pin_dir)
         self.set_rp_filter(1)
-        assert self.filters() == [] and not os.path.exists(self.pin_dir)
+        assert self.attached() == [] and not os.path.exists(self.pin_dir)
 
     def traffic(self):
         """(pings answered, blocked port connects, open port connects): from peer, the node's echo replies
@@ -198,7 +209,12 @@ def host(tmp_path_factory):
                     pass
 
 
-def test_restore_cycle(host):
+@pytest.mark.parametrize('backend', ['clsact', 'tcx'])
+def test_restore_cycle(host, backend):
+    host.state['backend'] = backend
+    host.write_state(host.state)
+    if host.attached():
+        host.wipe()     # the host is the module's: start from nothing
     wanted = validate(RULES, 'pass')
     assert host.traffic() == (2, True, True)  # nothing attached yet
 
@@ -206,13 +222,16 @@ def test_restore_cycle(host):
     first = ok(host.cli())
     assert first['changed'] is True and first['netns'] == host.node
     [hook] = first['hooks']
-    assert (hook['interface'], hook['direction'], hook['attached'], hook['clsact_added'], hook['rules_changed'],
-            hook['generation']) == ('eth0', 'egress', True, True, True, 1)
+    assert (hook['interface'], hook['direction'], hook['attached'], hook['backend'], hook['clsact_added'],
+            hook['rules_changed'], hook['generation']) == ('eth0', 'egress', True, backend, backend == 'clsact',
+                                                           True, 1)
     assert first['rp_filter'] == {'eth1': {'before': 1, 'after': 2, 'changed': True}}
     assert host.rp_filter() == 2
-    [flt] = host.filters()
-    assert (flt['priority'], flt['handle'], flt['name'], flt['tag'], flt['prog_id']) == (
-        10, 1, 'ebpf_tc:steering', hook['tag'], hook['prog_id'])
+    assert host.attached() == [(backend, hook['prog_id'])]
+    if backend == 'clsact':
+        [flt] = host.filters()
+        assert (flt['priority'], flt['handle'], flt['name'], flt['tag'], flt['prog_id']) == (
+            10, 1, 'ebpf_tc:steering', hook['tag'], hook['prog_id'])
     generation, applied, counters = host.applied()
     assert applied == wanted
     assert host.traffic() == (0, False, True)
@@ -238,11 +257,10 @@ def test_restore_cycle(host):
     [hook2] = restored['hooks']
     assert restored['changed'] is True
     assert (hook2['attached'], hook2['clsact_added'], hook2['rules_changed'], hook2['generation']) == (
-        True, True, True, 1)
+        True, backend == 'clsact', True, 1)
     assert hook2['tag'] == hook['tag']                  # the same program
     assert restored['rp_filter']['eth1'] == {'before': 1, 'after': 2, 'changed': True}
-    [flt2] = host.filters()
-    assert (flt2['name'], flt2['tag'], flt2['prog_id']) == ('ebpf_tc:steering', hook['tag'], hook2['prog_id'])
+    assert host.attached() == [(backend, hook2['prog_id'])]
     generation, applied, counters = host.applied()
     assert applied == wanted                            # the same rules, read back from the new maps
     assert all(c['packets'] == 0 for c in counters.values()), counters  # fresh maps: counters restart from 0
@@ -258,6 +276,8 @@ BAD_STATES = [
     ('version', lambda s: s.update(version=2)),
     ('netns', lambda s: s.update(netns='ebpftc-no-such-namespace')),
     ('priority', lambda s: s.update(priority=0)),
+    ('backend', lambda s: s.update(backend='bpfilter')),
+    ('placement', lambda s: s.update(placement='middle')),
     ('unknown_key', lambda s: s.update(unknown_key=1)),
     ('hooks[0].direction', lambda s: s['hooks'][0].update(direction='sideways')),
     ('hooks[0].interface', lambda s: s['hooks'][0].update(interface='nosuch0')),
@@ -277,7 +297,7 @@ BAD_STATES = [
 
 @pytest.mark.parametrize('field,breaks', BAD_STATES, ids=[b[0] + str(i) for i, b in enumerate(BAD_STATES)])
 def test_bad_state_changes_nothing(host, field, breaks):
-    if not host.filters():
+    if not host.attached():
         ok(host.cli())                   # the good state is applied (a refused restore leaves it so)
     host.set_rp_filter(1)                # and one thing differs from it, which a refused restore leaves
     # a first hook that would change the rules: refused all the same, since the state fails as a whole

@@ -43,10 +43,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 # pylint: disable=wrong-import-position
 import topology as topo  # noqa: E402
-from objects import rejected_steering  # noqa: E402
+from objects import CniStandin, cni_standin, rejected_steering  # noqa: E402
 from playbook import run_play  # noqa: E402
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _facts, _libbpf, _tc  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _facts, _libbpf, _tc, _tcx  # noqa: E402
 
 pytestmark = [
     pytest.mark.root,
@@ -147,6 +147,34 @@ class Host:
         out = self.lab.exec(self.ns, 'tc', 'filter', 'show', 'dev', ifname, direction).stdout
         return [line for line in out.splitlines() if line.startswith('filter') and 'pref' in line]
 
+    def tcx(self, ifname, direction):
+        """The hook's TCX chain: [(program name, ours)] in run order."""
+        with _tc.open_netlink(self.ns) as ipr:
+            index = _tc.ifindex(ipr, ifname)
+        return [(t['prog_name'], t['owned']) for t in _attached.tcx_chain(index, direction, self.ns)]
+
+    def backends(self):
+        """{(interface, direction): backend} of the hooks that run the steering program."""
+        out = {}
+        for ifname, hooks in _facts.gather(netns=self.ns)['interfaces'].items():
+            for direction in ('ingress', 'egress'):
+                attached = hooks[direction]['attached']
+                if attached and attached['program'] == 'steering':
+                    out[(ifname, direction)] = attached['backend']
+        return out
+
+    def detach_links(self):
+        """Detach our TCX links behind the role's back (their pins stay, the links go defunct)."""
+        for directory, dummy, names in os.walk(self.pin_root):
+            for name in names:
+                if name.endswith(_tcx.LINK_PIN_SUFFIX):
+                    fd = _tcx.open_pinned_link(os.path.join(directory, name))
+                    try:
+                        with _tc.netns_entered(self.ns):
+                            _tcx.link_detach(fd)
+                    finally:
+                        os.close(fd)
+
     def rp_filter(self, ifname):
         return int(self.lab.exec(self.ns, 'cat', '/proc/sys/net/ipv4/conf/%s/rp_filter' % ifname).stdout)
 
@@ -168,6 +196,7 @@ class Host:
         return {
             'qdiscs': {i: self.qdiscs(i) for i in ('eth0', 'eth1')},
             'filters': {(i, d): self.filters(i, d) for i in ('eth0', 'eth1') for d in ('ingress', 'egress')},
+            'tcx': {(i, d): self.tcx(i, d) for i in ('eth0', 'eth1') for d in ('ingress', 'egress')},
             'rp_filter': self.rp_filter('eth1'),
             'files': self.files(),
             'file_contents': {p: open(p, 'rb').read() for p in self.files() if os.path.isfile(p)},
@@ -327,7 +356,9 @@ def test_role_lifecycle(host):
 
     counts = assert_ok(host.role())
     assert counts['changed'] > 0
-    assert 'clsact' in host.qdiscs('eth0')
+    # ebpf_tc_backend auto: TCX links on this kernel, no clsact qdisc added
+    assert host.backends() == {('eth0', 'egress'): 'tcx', ('eth1', 'ingress'): 'tcx'}
+    assert host.qdiscs('eth0') == pristine['qdiscs']['eth0']
     assert host.rp_filter('eth1') == 2
     state = json.load(open(os.path.join(host.config_dir, 'state.json')))
     assert state['netns'] == host.ns and state['object'] == os.path.join(host.lib_dir, 'steering.bpf.o')
@@ -401,10 +432,9 @@ def test_role_lifecycle(host):
     rules = host.applied_rules()
     assert 'drop-udp' in [r['name'] for r in rules['eth0/egress'][1]]
 
-    # persistence: wipe tc state and pins, then run what the unit runs
-    host.lab.exec(host.ns, 'tc', 'qdisc', 'del', 'dev', 'eth0', 'clsact')
-    host.lab.exec(host.ns, 'tc', 'filter', 'del', 'dev', 'eth1', 'ingress', 'pref', '10')
-    # the filters are gone, their pins are still there: the metrics say so
+    # persistence: detach the links, wipe the pins, then run what the unit runs
+    host.detach_links()
+    # the links are detached, their pins are still there: the metrics say so
     assert samples(host.refresh_metrics(), 'ebpf_tc_hook_attached') == {
         ('eth0', 'egress', None): 0, ('eth1', 'ingress', None): 0}
     host.wipe_pins()
@@ -471,6 +501,26 @@ def test_kernel_refusing_the_object_fails_before_any_change(host, tmp_path):
     assert host.snapshot() == pristine
 
 
+def test_a_shadowed_hook_fails_the_role_and_tcx_steers_in_front_of_the_cni(host, tmp_path):
+    """A CNI's TCX program (a stand-in that ends the hook) on eth0 egress: with ebpf_tc_backend clsact the
+    return path is dead behind it and the role's verification fails naming it; ebpf_tc_allow_shadowed
+    lets an operator accept it; the default (auto: tcx, placed first) steers in front of it."""
+    with CniStandin(cni_standin(tmp_path), host.ns, 'eth0') as cni:
+        msg = failure_message(host.role(ebpf_tc_backend='clsact'))
+        assert 'eth0 egress: shadowed: egress of eth0 in network namespace %s runs filter ebpf_tc:steering' % host.ns \
+            in msg and 'cni_standin (id %d)' % cni.prog_id in msg, msg
+        assert not host.vip_reachable()
+        assert_ok(host.role(ebpf_tc_backend='clsact', ebpf_tc_allow_shadowed=True))
+        assert_ok(host.role())
+        assert host.backends() == {('eth0', 'egress'): 'tcx', ('eth1', 'ingress'): 'tcx'}
+        assert host.tcx('eth0', 'egress') == [('steering', True), ('cni_standin', False)]
+        assert host.filters('eth0', 'egress') == []     # the clsact filter went once the link ran
+        seen = cni.seen()
+        assert host.vip_reachable() and not host.pings_server()
+        assert cni.seen() > seen                        # what steering passes on still reaches the CNI
+        assert_unchanged(host.role())
+
+
 def test_hook_taken_out_of_inventory_is_detached(host):
     """A hook an earlier run attached goes, with its pins, when the inventory no longer lists it (a rollback
     to an older rule set relies on it); the other hooks and the foreign filter stay.
@@ -478,7 +528,9 @@ def test_hook_taken_out_of_inventory_is_detached(host):
     The same runs change the metrics options (cheaper than runs of their own): persistence off keeps the
     restore code the metrics CLI imports, a new textfile path replaces the old file, metrics off removes
     the units, the CLI and the file, and then (persistence off too) the restore code."""
+    host.vars['ebpf_tc_backend'] = 'clsact'     # the role with the clsact backend (lifecycle runs auto: tcx)
     assert_ok(host.role())
+    assert host.backends() == {('eth0', 'egress'): 'clsact', ('eth1', 'ingress'): 'clsact'}
     assert [f for f in host.filters('eth1', 'ingress') if 'ebpf_tc:steering' in f]
     assert os.path.exists(host.textfile)
     moved = os.path.join(host.textfile_dir, 'moved.prom')

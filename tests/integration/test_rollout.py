@@ -34,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
 from fleetlab import FleetLab, ansible_env  # noqa: E402  pylint: disable=wrong-import-position
 sys.path.insert(0, HERE)
-from objects import rejected_steering  # noqa: E402  pylint: disable=wrong-import-position
+from objects import CniStandin, cni_standin, rejected_steering  # noqa: E402  pylint: disable=wrong-import-position
 
 NODES = ['node1', 'node2', 'node3', 'node4']
 
@@ -127,6 +127,21 @@ def test_a_kernel_refusing_the_object_stops_the_preflight(lab, tmp_path):
     assert {node: counts['changed'] for node, counts in recap.items()} == {n: 0 for n in NODES}, output[-6000:]
     assert 'refuses the steering object' in output and 'invalid access to packet' in output
     assert re.search(r'fatal: \[node3\]', output), output[-6000:]
+    assert all(not any(oks) for oks in probes_ok(lab).values())   # still broken: nothing was rolled out
+
+
+def test_a_hook_behind_a_cni_on_tcx_stops_the_preflight_with_the_clsact_backend(lab, tmp_path):
+    """node2 runs a CNI's TCX program (a stand-in that ends the hook) on eth0 egress: with ebpf_tc_backend
+    clsact the steering filter would be shadowed there, so the preflight stops before any host changes."""
+    def clsact_backend(group_vars, host_vars):
+        group_vars['nodes']['ebpf_tc_backend'] = 'clsact'
+
+    with CniStandin(cni_standin(tmp_path), lab.ns('node2'), 'eth0'):
+        rc, output, report, recap = rollout(lab, tmp_path, inventory_copy(lab, tmp_path, clsact_backend))
+    assert rc != 0, output[-6000:]
+    assert {node: counts['changed'] for node, counts in recap.items()} == {n: 0 for n in NODES}, output[-6000:]
+    assert re.search(r'fatal: \[node2\]', output) and not re.search(r'fatal: \[node[134]\]', output), output[-6000:]
+    assert 'eth0 egress runs the TCX programs cni_standin' in output, output[-6000:]
     assert all(not any(oks) for oks in probes_ok(lab).values())   # still broken: nothing was rolled out
 
 

@@ -5,9 +5,10 @@
 """Steering rules against real traffic: drop, block, redirect, police, mark, counters, atomic switching.
 
 One topology (tests/integration/topology.py: server -- node -- router) for the whole file. The steering
-program sits on the node's eth0 egress; a second classifier, tests/integration/bpf/mark_counter.bpf.c,
-runs after it on the same hook (higher priority number) and counts packets by (skb->mark, protocol,
-destination port), which is how the tests see marks. The hook is set up and every rule set is applied
+program sits on the node's eth0 egress (a TCX link: backend auto on this kernel); a second classifier,
+tests/integration/bpf/mark_counter.bpf.c, runs after it on the same hook (a clsact filter) and counts
+packets by (skb->mark, protocol, destination port), which is how the tests see marks - and whether any
+packet left without passing through steering. The hook is set up and every rule set is applied
 through the modules, run by ansible-playbook (clsact, bpf_filter, steering_rules); the switching test
 also switches through the maps directly, to reach many switches under load in a few seconds.
 """
@@ -28,9 +29,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 # pylint: disable=wrong-import-position
 import topology as topo  # noqa: E402
+from objects import steering_with_loop  # noqa: E402
 from playbook import run_play  # noqa: E402
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _tc  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _libbpf, _program, _tc  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import compile_tables, validate  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps  # noqa: E402
@@ -82,13 +84,18 @@ class Hook:
         play([
             {'ebpf.tc.clsact': {'interface': 'eth0', 'netns': self.net.node}},
             {'ebpf.tc.bpf_filter': dict(hook, object=STEERING_OBJECT, program='steering')},  # default pins
-            {'ebpf.tc.bpf_filter': dict(hook, object=mark_counter_object, program='mark_counter',
+            {'ebpf.tc.bpf_filter': dict(hook, object=mark_counter_object, program='mark_counter', backend='clsact',
                                         pin_dir=self.counter_pins, priority=MARK_COUNTER_PRIORITY)},
         ])
+        assert [(p['backend'], p['program']) for p in self.programs()] == [
+            ('tcx', 'steering'), ('clsact', 'mark_counter')]    # steering runs first
+
+    def programs(self):
+        """Our programs on the hook in the order the kernel runs them (TCX links, then clsact filters)."""
         with _tc.open_netlink(self.net.node) as ipr:
-            filters = _tc.list_filters(ipr, _tc.ifindex(ipr, 'eth0'), 'egress')
-        names = [f['name'] for f in sorted(filters, key=lambda f: f['priority'])]
-        assert names == ['ebpf_tc:steering', 'ebpf_tc:mark_counter'], filters  # steering runs first
+            index = _tc.ifindex(ipr, 'eth0')
+            chain = _attached.tcx_chain(index, 'egress', self.net.node)
+            return _attached.attached_programs(ipr, index, 'egress', chain=chain)
 
     def apply(self, rules, default_action='pass'):
         """Apply a rule set with ebpf.tc.steering_rules; returns (changed, counters) as it reports them."""
@@ -357,3 +364,67 @@ def test_atomic_switching_under_load(hook):
     assert per_set['A'] + per_set['B'] + sum(mixes.values()) == report['sent']  # every packet was seen
     assert mixes == {}
     assert per_set['A'] > 0 and per_set['B'] > 0
+
+
+GAP_PORT = 5999
+
+
+def unmarked_gap_packets(seen):
+    return sum(n for (mark, proto, dport), n in seen.items() if proto == UDP and dport == GAP_PORT and mark == 0)
+
+
+def test_the_gap_detector_sees_a_detach_then_attach(hook):
+    """Control for the test below: a switch that detaches first and attaches after (what the modules never
+    do) lets packets out unmarked, and mark_counter sees them."""
+    net = hook.net
+    hook.apply([{'name': 'mark-gap', 'match': {'proto': 'udp', 'dport': GAP_PORT}, 'action': 'mark',
+                 'mark': GAP_PORT}])
+    pin_dir = hook.steering_pins
+    before = hook.marks()
+    sender = net.udp_send_background(topo.SERVER_V4, [GAP_PORT], duration=30.0, rate=4000)
+    try:
+        time.sleep(0.2)
+        _program.filter_absent('eth0', 'egress', net.node, pin_dir, 'steering', 10, 1, unpin=False)
+        time.sleep(0.05)
+        _program.filter_present('eth0', 'egress', net.node, pin_dir, STEERING_OBJECT, 'steering', 10, 1,
+                                backend='tcx')
+        time.sleep(0.2)
+    finally:
+        sender.stop()
+    assert unmarked_gap_packets(delta(hook.marks(), before)) > 0
+    assert [(p['backend'], p['program']) for p in hook.programs()] == [('tcx', 'steering'), ('clsact', 'mark_counter')]
+
+
+def test_backend_switches_and_a_new_build_leave_no_packet_unsteered(hook, tmp_path):
+    """UDP at a steady rate while the steering hook moves TCX -> clsact -> TCX, a new build replaces the
+    program of the TCX link in place, and back: mark_counter, a clsact filter behind steering, must see
+    every packet marked - a moment without a steering program would let packets out unmarked."""
+    net = hook.net
+    rebuild = steering_with_loop(tmp_path)
+    base = {'interface': 'eth0', 'direction': 'egress', 'netns': net.node, 'program': 'steering'}
+
+    def steering(backend, obj=STEERING_OBJECT):
+        return {'ebpf.tc.bpf_filter': dict(base, object=obj, backend=backend)}
+
+    hook.apply([{'name': 'mark-gap', 'match': {'proto': 'udp', 'dport': GAP_PORT}, 'action': 'mark',
+                 'mark': GAP_PORT}])
+    before = hook.marks()
+    sender = net.udp_send_background(topo.SERVER_V4, [GAP_PORT], duration=90.0, rate=4000)
+    try:
+        time.sleep(0.2)
+        res = play([steering('clsact'), steering('tcx'), steering('tcx', rebuild), steering('clsact', rebuild),
+                    steering('auto')])
+        time.sleep(0.2)
+    finally:
+        report = sender.stop()
+    assert res.changed == [True] * 5, res
+    assert [res[i]['backend'] for i in range(5)] == ['clsact', 'tcx', 'tcx', 'clsact', 'tcx']
+    assert res[2]['link']['id'] == res[1]['link']['id'] and res[2]['prog_id'] != res[1]['prog_id']  # in place
+    assert res[2]['tag'] != res[1]['tag'] and res[2]['maps']['created'] == res[2]['maps']['replaced'] == []
+    seen = delta(hook.marks(), before)
+    unmarked = unmarked_gap_packets(seen)
+    print('no-gap switching: %d packets sent in %.1fs over 5 backend switches and rebuilds, %d seen marked, %d '
+          'unmarked' % (report['sent'], report['elapsed'], seen.get((GAP_PORT, UDP, GAP_PORT), 0), unmarked))
+    assert unmarked == 0
+    assert seen.get((GAP_PORT, UDP, GAP_PORT), 0) == report['sent'] > 1000
+    assert [(p['backend'], p['program']) for p in hook.programs()] == [('tcx', 'steering'), ('clsact', 'mark_counter')]

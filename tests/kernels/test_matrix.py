@@ -19,7 +19,6 @@ newest: a matrix that cannot fail proves nothing.
 """
 
 import os
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
@@ -27,7 +26,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
 import kernelmatrix  # noqa: E402  pylint: disable=wrong-import-position
+import objects  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = [
     pytest.mark.root,
@@ -38,7 +39,6 @@ GUEST_TESTS = ('tests/dataplane', 'tests/integration/test_attach.py')
 LOAD_TEST = 'tests/dataplane/test_object.py::test_bpftool_loadall_accepts_the_object'
 # What the guest's pytest must at least run: a matrix that collects nothing must not pass.
 MIN_GUEST_TESTS = 80
-FIXTURE_LOOP = '-DEXT_HEADER_LOOP=_Pragma("clang loop unroll(disable)")'
 
 
 def guest_pytest(*args, junit=True):
@@ -89,11 +89,7 @@ def test_dataplane_and_attach_suite_passes(suite_results, series):
 @pytest.fixture(scope='module')
 def loop_fixture(tmp_path_factory):
     """The shipped source with the loop shape that kernels before 6.3 refuse."""
-    out = str(tmp_path_factory.mktemp('bpf') / 'steering-back-edge.bpf.o')
-    bpf_dir = os.path.join(ROOT, 'files', 'bpf')
-    subprocess.run([os.path.join(bpf_dir, 'build.sh'), os.path.join(bpf_dir, 'steering.bpf.c'), out, FIXTURE_LOOP],
-                   check=True, timeout=120)
-    return out
+    return objects.steering_with_loop(tmp_path_factory.mktemp('bpf'))
 
 
 def test_matrix_names_the_kernel_that_refuses_an_object(loop_fixture, kernel_report):

@@ -38,9 +38,12 @@ def steering(rules, counters, protocols, generation=3, default_action='pass'):
             'counters': counters, 'protocols': protocols}
 
 
-def hook(filters=(), steering_facts=None):
-    return {'filters': list(filters), 'pins': {'path': '/sys/fs/bpf/x', 'programs': [], 'maps': []},
-            'steering': steering_facts}
+def hook(filters=(), steering_facts=None, tcx=()):
+    """A hook's facts as _facts.gather returns them: 'attached' is our first program in run order."""
+    ours = [dict(t, backend='tcx') for t in tcx if t['owned']] + \
+        [dict(f, backend='clsact') for f in filters if f['owned']]
+    return {'tcx': list(tcx), 'filters': list(filters), 'attached': ours[0] if ours else None,
+            'pins': {'path': '/sys/fs/bpf/x', 'programs': [], 'maps': []}, 'steering': steering_facts}
 
 
 def interface(ifindex, ingress=None, egress=None):
@@ -175,10 +178,13 @@ def test_a_hook_whose_maps_cannot_be_read_is_flagged():
     assert values(families, 'ebpf_tc_rule_packets', interface='eth0')  # the other hooks are still there
 
 
-def test_our_filter_without_pins_is_reported_attached():
-    facts = {'netns': None, 'interfaces': {'eth0': interface(2, ingress=hook([OURS]))}}
+def test_our_filter_or_link_without_pins_is_reported_attached():
+    link = {'position': 0, 'id': 43, 'link_id': 7, 'prog_name': 'steering', 'owned': True, 'program': 'steering'}
+    facts = {'netns': None, 'interfaces': {'eth0': interface(2, ingress=hook([OURS])),
+                                           'eth1': interface(3, egress=hook(tcx=[dict(link, owned=False)])),
+                                           'eth2': interface(4, egress=hook(tcx=[link]))}}
     families = parse(_metrics.render(facts, now=NOW))
-    assert values(families, 'ebpf_tc_hook_attached') == {('ingress', 'eth0'): 1}
+    assert values(families, 'ebpf_tc_hook_attached') == {('ingress', 'eth0'): 1, ('egress', 'eth2'): 1}
     assert not families['ebpf_tc_rule_packets'][2] and not families['ebpf_tc_ruleset_generation'][2]
 
 
