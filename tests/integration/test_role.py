@@ -515,9 +515,10 @@ def test_a_shadowed_hook_fails_the_role_and_tcx_steers_in_front_of_the_cni(host,
         assert host.backends() == {('eth0', 'egress'): 'tcx', ('eth1', 'ingress'): 'tcx'}
         assert host.tcx('eth0', 'egress') == [('steering', True), ('cni_standin', False)]
         assert host.filters('eth0', 'egress') == []     # the clsact filter went once the link ran
-        seen = cni.seen()
         assert host.vip_reachable() and not host.pings_server()
-        assert cni.seen() > seen                        # what steering passes on still reaches the CNI
+        seen = cni.seen()           # the VIP replies were redirected and the pings dropped: neither reaches it
+        assert host.connects_server(OPEN_PORT)
+        assert cni.seen() > seen    # what steering passes on (TCX_NEXT) still reaches the CNI behind it
         assert_unchanged(host.role())
 
 
