@@ -1,6 +1,7 @@
-"""benchmarks/results/cost_vs_rules.png from dataplane.json: ns/packet against the rule count.
+"""The plots: results/cost_vs_rules.png from dataplane.json (ns/packet against the rule count) and
+results/throughput.png from throughput.json (each system's ratio to no filter).
 
-One line per (system, probe kind): the steering program for each probe, the floor program (which has no
+cost_vs_rules: one line per (system, probe kind): the steering program for each probe, the floor program (which has no
 rules, so it is drawn flat across the range), and the empty program (what the test-run loop itself costs
 per repetition, included in every other figure). The linear-scan figure from the issue (1.7 ns per rule)
 is not measured by this harness, so it is only written as a note under the plot, not drawn as data.
@@ -54,6 +55,50 @@ def plot(dataplane, path=None):
     fig.text(0.01, 0.01, 'For scale (not measured here): a linear scan at the issue\'s 1.7 ns/rule would cost '
              '~1.7 us at 1,000 rules and ~7 us at 4,096.', fontsize=7, alpha=0.8)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+THROUGHPUT_METRICS = (('tcp', 'TCP'), ('tcp_per_cpu', 'TCP per CPU'), ('udp', 'UDP 64 B'),
+                      ('udp_per_cpu', 'UDP 64 B per CPU'))
+
+
+def plot_throughput(throughput, path=None):
+    """A bar per (system, metric): the median over pairs of the ratio to 'none', the whiskers the
+    interquartile range; the 0.95 target as a line."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    path = path or os.path.join(common.RESULTS, 'throughput.png')
+    ratios = throughput['ratio_to_none']
+    systems = [s for s in throughput['parameters']['systems'] if s in ratios]
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
+    width = 0.8 / len(THROUGHPUT_METRICS)
+    for i, (metric, label) in enumerate(THROUGHPUT_METRICS):
+        xs, ys, lo, hi = [], [], [], []
+        for j, system in enumerate(systems):
+            r = ratios[system].get(metric)
+            if r:
+                xs.append(j + (i - (len(THROUGHPUT_METRICS) - 1) / 2.0) * width)
+                ys.append(r['median'])
+                lo.append(r['median'] - r['q1'])
+                hi.append(r['q3'] - r['median'])
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=label)
+    ax.axhline(0.95, linestyle='--', color='gray', label='target: 0.95 of no filter')
+    ax.set_xticks(range(len(systems)))
+    ax.set_xticklabels(systems, rotation=20, ha='right', fontsize=8)
+    ax.set_ylabel('ratio to no filter (median over pairs, IQR)')
+    ax.set_ylim(0, 1.15)
+    machine = throughput['machine']
+    ax.set_title('Throughput with %d rules, sender egress of a veth\n%s, %s, %s' % (
+        throughput['parameters']['rules'], machine['kernel'], machine['cpu_model'], machine['date'][:10]),
+        fontsize=10)
+    ax.grid(True, axis='y', alpha=0.3)
+    ax.legend(fontsize=8, loc='upper right', ncol=3)
+    fig.tight_layout()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path)
     plt.close(fig)

@@ -3,13 +3,13 @@
     benchmarks/run.py                       every part, full length (about 10 minutes)
     benchmarks/run.py --quick               a smoke run (about a minute); results go to .tmp/bench/results
     benchmarks/run.py --only dataplane,throughput
-    benchmarks/run.py --plot-only           redraw the plot from results/dataplane.json
+    benchmarks/run.py --plot-only           redraw the plots from the JSON files in results/
     benchmarks/run.py --only dataplane --baseline REV
                                             also time the object committed at REV, side by side
 
 Parts: dataplane (per-packet cost, BPF_PROG_TEST_RUN), throughput (veth + iperf3 against nftables,
 iptables, tc flower), controlplane (filled by the control-plane part). Each writes
-<out>/<part>.json; the dataplane part also draws <out>/cost_vs_rules.png.
+<out>/<part>.json; dataplane also draws <out>/cost_vs_rules.png, throughput <out>/throughput.png.
 """
 
 import argparse
@@ -35,7 +35,7 @@ def parse_args(argv=None):
                                                     '(default: benchmarks/results)')
     parser.add_argument('--baseline', metavar='REV', default=None,
                         help='dataplane: also time the steering object committed at git revision REV, side by side')
-    parser.add_argument('--plot-only', action='store_true', help='only redraw the plot from <out>/dataplane.json')
+    parser.add_argument('--plot-only', action='store_true', help='only redraw the plots from the JSON files in <out>')
     args = parser.parse_args(argv)
     args.parts = [p.strip() for p in args.only.split(',') if p.strip()]
     unknown = [p for p in args.parts if p not in PARTS]
@@ -46,19 +46,26 @@ def parse_args(argv=None):
     return args
 
 
-def draw(out):
-    data = common.read_result('dataplane', out)
-    if data is None:
-        common.log('no dataplane.json in %s: nothing to plot' % out)
-        return None
-    try:
-        import plot
-        path = plot.plot(data, os.path.join(out, 'cost_vs_rules.png'))
-    except ImportError as err:
-        common.log('cannot plot (%s): install benchmarks/requirements.txt (make bench does)' % err)
-        return None
-    common.log('wrote %s' % path)
-    return path
+PLOTS = {'dataplane': ('plot', 'cost_vs_rules.png'), 'throughput': ('plot_throughput', 'throughput.png')}
+
+
+def draw(out, parts=tuple(PLOTS)):
+    """Draw the plots of `parts` from their JSON in `out`; the paths drawn."""
+    drawn = []
+    for part in parts:
+        data = common.read_result(part, out)
+        if data is None:
+            common.log('no %s.json in %s: nothing to plot' % (part, out))
+            continue
+        try:
+            import plot
+        except ImportError as err:
+            common.log('cannot plot (%s): install benchmarks/requirements.txt (make bench does)' % err)
+            return drawn
+        function, name = PLOTS[part]
+        drawn.append(getattr(plot, function)(data, os.path.join(out, name)))
+        common.log('wrote %s' % drawn[-1])
+    return drawn
 
 
 def summary_line(part, data):
@@ -71,10 +78,12 @@ def summary_line(part, data):
         return '; '.join(bits)
     if part == 'throughput':
         bits = []
-        for test, v in data.get('targets', {}).items():
-            bits.append('%s: %.3f of no filter (%s), ahead of %s: %s' % (
-                test, v['ratio_to_none'], 'met' if v['met_95_percent'] else 'MISSED',
-                ', '.join('%s %.3f' % kv for kv in v['peers'].items()), 'yes' if v['ahead_of_peers'] else 'NO'))
+        for system, tests in data.get('targets', {}).items():
+            for test, v in tests.items():
+                bits.append('%s %s: %.3f of no filter (%s), ahead of %s: %s' % (
+                    system, test, v['ratio_to_none'], 'met' if v['met_95_percent'] else 'MISSED',
+                    ', '.join('%s %.3f' % kv for kv in v['peers'].items()), 'yes' if v['ahead_of_peers'] else 'NO'))
+        bits.extend('TCX saves %s %.0f ns/packet' % kv for kv in data.get('tcx_saves_ns_per_packet', {}).items())
         return '; '.join(bits)
     return ''
 
@@ -101,8 +110,8 @@ def main(argv=None):
         path = common.write_result(part, data, args.out)
         common.log('wrote %s (%.0f s)%s' % (path, data['part_seconds'],
                                             (': ' + summary_line(part, data)) if summary_line(part, data) else ''))
-        if part == 'dataplane':
-            draw(args.out)
+        if part in PLOTS:
+            draw(args.out, [part])
     common.log('total %.0f s' % (time.monotonic() - started))
     return status
 

@@ -5,11 +5,12 @@ joined by a veth pair, 100.64.0.1/24 -> 100.64.0.2/24, IPv6 disabled (so that no
 wanders into the rule counters). The filter sits on the sender's way out:
 
 - ``none``: nothing;
-- ``tc-bpf-floor``: a reference, not a filter: the floor program of the dataplane part (parses the
-  headers like the steering program, touches no map, passes) on the same hook, so that the cost of the
-  hook plus parsing is seen apart from the classifier's;
-- ``ebpf-tc``: the shipped steering program on eth0 egress (clsact), attached by the same code as the
-  ``ebpf.tc.bpf_filter`` module (``_program.filter_present``), rules applied through ``SteeringMaps``;
+- ``floor-clsact`` and ``floor-tcx``: a reference, not a filter: the floor program of the dataplane part
+  (parses the headers like the steering program, touches no map, passes) on the same hook, so that the
+  cost of the hook plus parsing is seen apart from the classifier's;
+- ``ebpf-tc-clsact`` and ``ebpf-tc-tcx``: the shipped steering program on eth0 egress, attached by the
+  same code as the ``ebpf.tc.bpf_filter`` module (``_program.filter_present``) with each backend (a clsact
+  filter; a TCX link), rules applied through ``SteeringMaps``;
 - ``nftables``: one ``inet`` table, a filter chain on the postrouting hook (priority mangle), the rules
   one after the other, each with a counter, the way they would be written by hand (anonymous sets for a
   field's lists, ``meta mark set ... accept`` for mark);
@@ -47,7 +48,11 @@ from nslab import Lab
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _program
 
-SYSTEMS = ('none', 'tc-bpf-floor', 'ebpf-tc', 'nftables', 'iptables', 'iptables-legacy', 'tc-flower')
+# the tc-bpf systems: (program kind, backend)
+BPF_SYSTEMS = {'floor-clsact': ('floor', 'clsact'), 'floor-tcx': ('floor', 'tcx'),
+               'ebpf-tc-clsact': ('steering', 'clsact'), 'ebpf-tc-tcx': ('steering', 'tcx')}
+OURS = ('ebpf-tc-clsact', 'ebpf-tc-tcx')
+SYSTEMS = ('none',) + tuple(BPF_SYSTEMS) + ('nftables', 'iptables', 'iptables-legacy', 'tc-flower')
 PEERS = ('nftables', 'iptables', 'iptables-legacy', 'tc-flower')
 FULL = {'rounds': 8, 'tcp_seconds': 2, 'tcp_omit': 1, 'udp_seconds': 2, 'udp_payload': 64, 'rules': 1000}
 QUICK = {'rounds': 1, 'tcp_seconds': 1, 'tcp_omit': 0, 'udp_seconds': 1, 'udp_payload': 64, 'rules': 1000}
@@ -292,12 +297,10 @@ class Pair:
         lab.addr(self.receiver, IFNAME, RECEIVER_CIDR)
         self.server = lab.spawn(self.receiver, 'iperf3', '-s', '-B', rulegen.RECEIVER4, '-A', '1')
         self.rule_count = None          # rules as the system holds them
-        self.program = 'steering'       # the BPF program pinned under pin_dir (tc-bpf systems)
+        self.program = None             # the BPF program pinned under pin_dir (tc-bpf systems)
         self.ipt_rules = None
-        if system == 'ebpf-tc':
-            self._install_ebpf(pin_root)
-        elif system == 'tc-bpf-floor':
-            self._install_floor(pin_root)
+        if system in BPF_SYSTEMS:
+            self._install_bpf(pin_root, *BPF_SYSTEMS[system])
         elif system == 'nftables':
             self._install_nft()
         elif system in ('iptables', 'iptables-legacy'):
@@ -308,21 +311,22 @@ class Pair:
 
     # -- installing the filters --
 
-    def _install_floor(self, pin_root):
+    def _install_bpf(self, pin_root, kind, backend):
+        """The floor or the steering program on the sender's egress, as the clsact filter or a TCX link."""
         import dataplane
-        self.program = dataplane.FLOOR_PROGRAM
-        self.pin_dir = os.path.join(pin_root, self.sender, IFNAME, 'egress')
-        _program.filter_present(IFNAME, 'egress', self.sender, self.pin_dir, dataplane.build_floor(),
-                                self.program, priority=10, handle=1)
-
-    def _install_ebpf(self, pin_root):
         from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps
+        if kind == 'floor':
+            self.program, obj = dataplane.FLOOR_PROGRAM, dataplane.build_floor()
+        else:
+            self.program, obj = 'steering', common.STEERING_OBJECT
         self.pin_dir = os.path.join(pin_root, self.sender, IFNAME, 'egress')
-        _program.filter_present(IFNAME, 'egress', self.sender, self.pin_dir, common.STEERING_OBJECT, 'steering',
-                                priority=10, handle=1)
-        with SteeringMaps(self.pin_dir) as maps:
-            maps.apply(self.ruleset, lambda name: 0, str)
-        self.rule_count = len(self.ruleset.rules)
+        res = _program.filter_present(IFNAME, 'egress', self.sender, self.pin_dir, obj, self.program,
+                                      priority=10, handle=1, backend=backend)
+        assert res['backend'] == backend, res
+        if kind == 'steering':
+            with SteeringMaps(self.pin_dir) as maps:
+                maps.apply(self.ruleset, lambda name: 0, str)
+            self.rule_count = len(self.ruleset.rules)
 
     def _install_nft(self):
         script = nft_script(self.ruleset)
@@ -420,9 +424,9 @@ class Pair:
 
     def counters(self):
         """{rule name: packets} as the system counts them (None for 'none')."""
-        if self.system in ('none', 'tc-bpf-floor'):
+        if self.system == 'none' or BPF_SYSTEMS.get(self.system, ('',))[0] == 'floor':
             return None
-        if self.system == 'ebpf-tc':
+        if self.system in OURS:
             from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps
             with SteeringMaps(self.pin_dir) as maps:
                 return dict((name, c['packets']) for name, c in maps.rule_counters().items())
@@ -477,6 +481,16 @@ class Pair:
         return {'last_rule_packets': counters.get(last, 0), 'other_rules_packets': 0}
 
 
+def _unavailable(system):
+    """Why `system` cannot run here, or None."""
+    from ansible_collections.ebpf.tc.plugins.module_utils import _tcx
+    if BPF_SYSTEMS.get(system, (None, None))[1] == 'tcx' and not _tcx.supported():
+        return 'this kernel has no TCX (BPF_TCX_EGRESS; Linux 6.6 and later)'
+    if system == 'tc-flower':
+        return _tool_missing(system) or flower_available()
+    return _tool_missing(system)
+
+
 def _tool_missing(system):
     need = {'nftables': ['nft'], 'iptables': ['iptables-nft-restore', 'ip6tables-nft-restore'],
             'iptables-legacy': ['iptables-legacy-restore', 'ip6tables-legacy-restore'], 'tc-flower': ['tc']}
@@ -502,9 +516,7 @@ def measure(quick=False, systems=SYSTEMS):
     lab = Lab('%s-%s' % (common.NS_PREFIX, run_id))
     try:
         for system in systems:
-            reason = _tool_missing(system)
-            if reason is None and system == 'tc-flower':
-                reason = flower_available()
+            reason = _unavailable(system)
             if reason:
                 common.log('throughput: %s %s' % (system, reason))
                 unavailable[system] = reason
@@ -541,8 +553,7 @@ def measure(quick=False, systems=SYSTEMS):
         for system, pair in pairs.items():
             checks[system]['at_end'] = pair.check_counters(sent[system])
         rule_counts = dict((system, pair.rule_count) for system, pair in pairs.items())
-        in_path = dict((system, in_path_cost(pairs[system], warm)) for system in ('tc-bpf-floor', 'ebpf-tc')
-                       if system in pairs)
+        in_path = dict((system, in_path_cost(pairs[system], warm)) for system in BPF_SYSTEMS if system in pairs)
     finally:
         lab.close()
         # the run's pins, then common.PIN_BASE too once nothing else is in it
@@ -596,6 +607,17 @@ METRICS = {
 }
 
 
+def sender_overhead(samples):
+    """{system: spread of the sender's extra CPU ns per UDP packet over the 'none' measurement of its pair}."""
+    none_by_pair = dict((p, v['sender_cpu_ns_per_packet']) for p, v in samples.get('none', {}).get('udp', []))
+    out = {}
+    for system, tests in samples.items():
+        extra = [v['sender_cpu_ns_per_packet'] - none_by_pair[p] for p, v in tests.get('udp', []) if p in none_by_pair]
+        if system != 'none' and extra:
+            out[system] = common.spread(extra)
+    return out
+
+
 def summarize(params, ruleset, samples, checks, unavailable, rule_counts, elapsed):
     medians, ratios, pair_ratios = {}, {}, {}
     for system, tests in samples.items():
@@ -615,15 +637,18 @@ def summarize(params, ruleset, samples, checks, unavailable, rule_counts, elapse
             within = [value_of(v) / value_of(none_by_pair[p]) for p, v in samples[system][test] if p in none_by_pair]
             pair_ratios.setdefault(system, {})[metric] = common.spread(within)
     targets = {}
-    ours = pair_ratios.get('ebpf-tc')
-    if ours:
+    for system in OURS:
+        ours = pair_ratios.get(system)
+        if not ours:
+            continue
         for metric in METRICS:
             peers = dict((s, pair_ratios[s][metric]['median']) for s in PEERS if s in pair_ratios)
             value = ours[metric]['median']
-            targets[metric] = {
+            targets.setdefault(system, {})[metric] = {
                 'ratio_to_none': value, 'target': TARGET_RATIO, 'met_95_percent': value >= TARGET_RATIO,
                 'peers': peers, 'ahead_of_peers': all(value > v for v in peers.values()),
             }
+    overhead = sender_overhead(samples)
     compact = {}
     for system, tests in samples.items():
         compact[system] = {}
@@ -641,8 +666,10 @@ def summarize(params, ruleset, samples, checks, unavailable, rule_counts, elapse
         'parameters': dict(params, systems=list(SYSTEMS), seed=rulegen.SEED,
                            topology='one veth pair per system between two namespaces; %s -> %s; IPv6 off'
                                     % (SENDER_CIDR, RECEIVER_CIDR),
-                           placement={'ebpf-tc': 'tc clsact egress of the sender\'s eth0 (priority 10)',
-                                      'tc-bpf-floor': 'the same hook; parse-only program, a reference',
+                           placement={'ebpf-tc-clsact': 'clsact egress of the sender\'s eth0 (priority 10)',
+                                      'ebpf-tc-tcx': 'a TCX link on egress of the sender\'s eth0 (placement first)',
+                                      'floor-clsact': 'as ebpf-tc-clsact; parse-only program, a reference',
+                                      'floor-tcx': 'as ebpf-tc-tcx; parse-only program, a reference',
                                       'nftables': 'sender, inet table, filter chain on postrouting, priority mangle',
                                       'iptables': 'sender, mangle POSTROUTING (iptables-nft)',
                                       'iptables-legacy': 'sender, mangle POSTROUTING (x_tables)',
@@ -662,6 +689,13 @@ def summarize(params, ruleset, samples, checks, unavailable, rule_counts, elapse
                               '"none" next to it; the targets use the median',
         'ratio_of_medians': ratios,
         'targets': targets,
+        'sender_overhead_ns_per_packet': overhead,
+        'sender_overhead_note': 'UDP: the sending iperf3\'s CPU ns per packet less that of the "none" measurement '
+                                'next to it, median (and spread) over pairs: what the hook and the program cost '
+                                'the sender per 64-byte packet',
+        'tcx_saves_ns_per_packet': dict(
+            (kind, overhead['%s-clsact' % kind]['median'] - overhead['%s-tcx' % kind]['median'])
+            for kind in ('floor', 'ebpf-tc') if '%s-clsact' % kind in overhead and '%s-tcx' % kind in overhead),
         'samples': compact,
         'seconds': elapsed,
     }
