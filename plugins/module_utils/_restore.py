@@ -287,43 +287,258 @@ def _check_host(state):
 
 
 def restore(state):
-    """Make the host match `state` (a parsed version-1 state file); idempotent.
+    """Make the host match `state` (a parsed version-1 state file); idempotent. What the boot-time unit
+    runs: converge() with no record of earlier runs (nothing to prune at boot).
 
+    Returns converge()'s summary.
+    """
+    return converge(state)
+
+
+# -- the record of what earlier runs created (created.json) ------------------------------------------
+
+RECORD_VERSION = 1
+
+
+def empty_record(netns=None):
+    return {'version': RECORD_VERSION, 'netns': netns, 'clsact_added': [], 'hooks': [], 'rp_filter_previous': {}}
+
+
+def load_record(path):
+    """The record at `path` (what earlier runs created: the hooks they attached with their pin dirs, the
+    clsact qdiscs they added, the rp_filter values they replaced), or an empty record when there is none."""
+    if not path or not os.path.exists(path):
+        return empty_record()
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (IOError, OSError) as err:
+        raise EbpfTcError('cannot read the record %s: %s' % (path, err.strerror or err))
+    except ValueError as err:
+        raise EbpfTcError('the record %s is not valid JSON (%s): remove it, and remove by hand what it listed' % (path, err))
+    record = empty_record(data.get('netns') if isinstance(data, dict) else None)
+    try:
+        record['clsact_added'] = sorted(set(_string(name, 'clsact_added[]') for name in data.get('clsact_added', [])))
+        record['hooks'] = _unique_hooks(dict((key, _string(hook[key], 'hooks[].' + key))
+                                             for key in ('interface', 'direction', 'pin_dir'))
+                                        for hook in data.get('hooks', []))
+        record['rp_filter_previous'] = dict((_string(name, 'rp_filter_previous'), _int_range(value, name, 0, 2))
+                                            for name, value in data.get('rp_filter_previous', {}).items())
+    except (StateError, AttributeError, TypeError, KeyError) as err:
+        raise EbpfTcError('the record %s is not one this collection wrote (%s): remove it, and remove by hand '
+                          'what it listed' % (path, err))
+    return record
+
+
+def write_record(path, record):
+    """Write the record to `path` atomically when its content differs; True when it did."""
+    text = json.dumps(record, indent=4, sort_keys=True) + '\n'
+    try:
+        with open(path) as handle:
+            if handle.read() == text:
+                return False
+    except (IOError, OSError):
+        pass
+    temporary = '%s.%d.tmp' % (path, os.getpid())
+    with open(temporary, 'w') as handle:
+        handle.write(text)
+    os.chmod(temporary, 0o644)
+    os.rename(temporary, path)
+    return True
+
+
+def _hook_key(hook):
+    return hook['interface'], hook['direction']
+
+
+def _unique_hooks(hooks):
+    out = []
+    for hook in hooks:
+        entry = {'interface': hook['interface'], 'direction': hook['direction'], 'pin_dir': hook['pin_dir']}
+        if entry not in out:
+            out.append(entry)
+    return out
+
+
+# -- converging the host -----------------------------------------------------------------------------
+
+def converge(state, record=None, check_mode=False, confirm_timeout=None):
+    """Make the host match `state` (a version-1 state document) in one call; idempotent.
+
+    - hooks `record` lists that `state` does not (a hook taken out of inventory) are detached with their
+      pins (only the pins when their interface is gone);
+    - per hook, ``_program.filter_present`` (what ``ebpf.tc.bpf_filter`` runs) and ``_steering.manage``
+      (what ``ebpf.tc.steering_rules`` runs: the rule set switched atomically when it differs, on trial
+      for `confirm_timeout` seconds when given);
+    - ``net.ipv4.conf.<if>.rp_filter=2`` on the ``rp_filter_loose`` interfaces.
+
+    Everything is checked before anything changes. `record` (load_record) is updated in place as the
+    changes happen, so that a caller writing it back after a failure still lists what was created.
     Returns ``{'changed', 'netns', 'bpffs_mounted', 'hooks': [{interface, direction, pin_dir, attached,
-    backend, clsact_added, prog_id, tag, rules_changed, generation}], 'rp_filter': {ifname: {before, after,
-    changed}}}`` where ``attached`` is whether the filter changed (attached or replaced).
+    backend, clsact_added, prog_id, tag, rules_changed, rules, default_action, generation, counters, pending,
+    diff}], 'pruned':
+    [{interface, direction, pin_dir, changed, interface_gone}], 'rp_filter': {ifname: {before, after,
+    changed}}}``; ``attached`` is whether the program on the hook changed (attached or replaced).
     """
     state = check_state(state)
     netns = state['netns']
-    _check_host(state)
+    record = empty_record(netns) if record is None else record
+    rulesets = _check_host(state)
     # nothing has changed on the host before this line
-    summary = {'changed': False, 'netns': netns, 'bpffs_mounted': False, 'hooks': [], 'rp_filter': {}}
-    if state['hooks']:
+    summary = {'changed': False, 'netns': netns, 'bpffs_mounted': False, 'hooks': [], 'pruned': [], 'rp_filter': {}}
+    if state['hooks'] and not check_mode:
         summary['bpffs_mounted'] = _ensure_bpffs()
-    for hook in state['hooks']:
-        attached = _program.filter_present(hook['interface'], hook['direction'], netns, hook['pin_dir'],
-                                           state['object'], state['program'], state['priority'], state['handle'],
-                                           backend=state['backend'], placement=state['placement'],
-                                           relative_to=state['relative_to'])
-        rules = _steering.manage(hook['pin_dir'], hook['interface'], netns=netns, state='present',
-                                 rules=hook['rules'], default_action=hook['default_action'],
-                                 direction=hook['direction'])
-        summary['hooks'].append({
-            'interface': hook['interface'], 'direction': hook['direction'], 'pin_dir': hook['pin_dir'],
-            'attached': attached['changed'], 'backend': attached['backend'],
-            'clsact_added': attached['clsact_added'],
-            'prog_id': attached['prog_id'], 'tag': attached['tag'],
-            'rules_changed': rules['changed'], 'generation': rules['generation'],
-        })
+    wanted = set(_hook_key(hook) for hook in state['hooks'])
+    for hook in [h for h in record['hooks'] if _hook_key(h) not in wanted]:
+        pruned = _remove_hook(hook, state, check_mode)
+        summary['pruned'].append(pruned)
+        if not check_mode:
+            record['hooks'].remove(hook)
+    record['netns'] = netns
+    # recorded before attaching: a hook whose attach fails half-way is still removed by state absent
+    record['hooks'] = _unique_hooks(record['hooks'] + state['hooks'])
+    for hook, ruleset in zip(state['hooks'], rulesets):
+        done = _apply_hook(hook, ruleset, state, check_mode, confirm_timeout)
+        if done['clsact_added'] and not check_mode:
+            record['clsact_added'] = sorted(set(record['clsact_added']) | set([hook['interface']]))
+        summary['hooks'].append(done)
     if state['rp_filter_loose']:
         paths = dict((rp_filter_path(name), RP_FILTER_LOOSE) for name in state['rp_filter_loose'])
-        values = sysctls_in_netns(paths, netns)
+        values = sysctls_in_netns(paths, netns, apply=not check_mode)
         for name in state['rp_filter_loose']:
             before, after = values[rp_filter_path(name)]
             if before is None:
                 raise EbpfTcError('cannot read %s%s' % (rp_filter_path(name), _where(netns)))
+            after = RP_FILTER_LOOSE if check_mode else after
             summary['rp_filter'][name] = {'before': before, 'after': after, 'changed': before != after}
+            if before != after and not check_mode:
+                # the first value replaced is kept: a later run finds our own 2
+                record['rp_filter_previous'].setdefault(name, before)
     summary['changed'] = (summary['bpffs_mounted']
                           or any(h['attached'] or h['rules_changed'] for h in summary['hooks'])
+                          or any(p['changed'] for p in summary['pruned'])
                           or any(v['changed'] for v in summary['rp_filter'].values()))
     return summary
+
+
+def _apply_hook(hook, ruleset, state, check_mode, confirm_timeout):
+    netns = state['netns']
+    attached = _program.filter_present(hook['interface'], hook['direction'], netns, hook['pin_dir'],
+                                       state['object'], state['program'], state['priority'], state['handle'],
+                                       check_mode=check_mode, backend=state['backend'],
+                                       placement=state['placement'], relative_to=state['relative_to'])
+    if check_mode and attached['before']['filter'] is None and attached['before']['link'] is None:
+        # nothing runs on the hook yet: no maps to compare with, the whole set would be applied
+        rules = {'changed': ruleset != _steering.EMPTY_SET, 'generation': None, 'counters': {}, 'pending': None,
+                 'rules': ruleset.to_dicts(), 'default_action': ruleset.default_action,
+                 'diff': {'before': _steering.EMPTY_SET.to_dict(), 'after': ruleset.to_dict()}}
+    else:
+        rules = _steering.manage(hook['pin_dir'], hook['interface'], netns=netns, state='present',
+                                 rules=hook['rules'], default_action=hook['default_action'],
+                                 confirm_timeout=confirm_timeout, check_mode=check_mode,
+                                 direction=hook['direction'])
+    return {
+        'interface': hook['interface'], 'direction': hook['direction'], 'pin_dir': hook['pin_dir'],
+        'attached': attached['changed'], 'backend': attached['backend'], 'clsact_added': attached['clsact_added'],
+        'prog_id': attached['prog_id'], 'tag': attached['tag'],
+        'rules_changed': rules['changed'], 'rules': rules['rules'], 'default_action': rules['default_action'],
+        'generation': rules['generation'], 'counters': rules['counters'], 'pending': rules['pending'],
+        'diff': {'attach': {'before': attached['before'], 'after': attached['after']}, 'rules': rules['diff']},
+    }
+
+
+def _interfaces(netns):
+    """The names of the interfaces in `netns`."""
+    with _tc.open_netlink(netns) as ipr:
+        return set(link.get_attr('IFLA_IFNAME') for link in ipr.get_links())
+
+
+def _remove_hook(hook, state, check_mode, interfaces=None):
+    """Detach our program from one hook and remove its pins; only the pins when the interface is gone."""
+    netns = state['netns']
+    interfaces = _interfaces(netns) if interfaces is None else interfaces
+    out = {'interface': hook['interface'], 'direction': hook['direction'], 'pin_dir': hook['pin_dir'],
+           'interface_gone': hook['interface'] not in interfaces}
+    if out['interface_gone']:
+        out['changed'] = os.path.isdir(hook['pin_dir'])
+        if out['changed'] and not check_mode:
+            _program.remove_pins(hook['pin_dir'])
+        return out
+    done = _program.filter_absent(hook['interface'], hook['direction'], netns, hook['pin_dir'], state['program'],
+                                  state['priority'], state['handle'], unpin=True, check_mode=check_mode)
+    out['changed'] = done['changed']
+    return out
+
+
+def remove(state, record, check_mode=False):
+    """Remove what the role created and nothing else (state absent): our program and pins on every hook of
+    `state` and of `record`; the clsact qdiscs `record` says were added, when no other filter is left on
+    them; the rp_filter values `record` says were replaced, put back while they are still our 2.
+
+    `record` is emptied as things go. Returns ``{'changed', 'hooks': [...as pruned...], 'clsact_removed':
+    [ifname], 'rp_filter': {ifname: {before, after, changed}}}``.
+    """
+    state = check_state(state)
+    netns = state['netns']
+    if netns is not None and not os.path.exists(os.path.join(_tc.NETNS_DIR, netns)):
+        raise StateError('netns', 'network namespace %s does not exist (no %s)'
+                         % (netns, os.path.join(_tc.NETNS_DIR, netns)))
+    interfaces = _interfaces(netns)
+    hooks = _unique_hooks(state['hooks'] + record['hooks'])
+    summary = {'changed': False, 'hooks': [], 'clsact_removed': [], 'rp_filter': {}}
+    ours = set(_hook_key(hook) for hook in hooks)
+    name = _tc.owned_name(state['program'])
+    for hook in hooks:
+        summary['hooks'].append(_remove_hook(hook, state, check_mode, interfaces))
+    record['hooks'] = [] if not check_mode else record['hooks']
+    with _tc.open_netlink(netns) as ipr:
+        for ifname in record['clsact_added']:
+            if ifname not in interfaces:
+                continue
+            index = _tc.ifindex(ipr, ifname)
+            view = _tc.hook_view(ipr, index)
+            # in check mode our filters are still there: they do not count
+            others = [f for f in view['filters']
+                      if not (f['name'] == name and f['priority'] == state['priority'] and f['handle'] == state['handle']
+                              and (ifname, f['direction']) in ours)]
+            if view['clsact'] and not others:
+                summary['clsact_removed'].append(ifname)
+                if not check_mode:
+                    _tc.remove_clsact(ipr, index)
+    if not check_mode:
+        record['clsact_added'] = []
+    previous = dict((rp_filter_path(n), v) for n, v in record['rp_filter_previous'].items() if n in interfaces)
+    current = sysctls_in_netns(dict((path, 0) for path in previous), netns, apply=False)
+    # only while it is still our loose 2: someone who changed it since meant it
+    restore_values = dict((path, value) for path, value in previous.items()
+                          if current[path][0] == RP_FILTER_LOOSE and value != RP_FILTER_LOOSE)
+    done = sysctls_in_netns(restore_values, netns, apply=not check_mode)
+    for ifname, value in record['rp_filter_previous'].items():
+        path = rp_filter_path(ifname)
+        if path in done:
+            after = value if check_mode else done[path][1]
+            summary['rp_filter'][ifname] = {'before': done[path][0], 'after': after, 'changed': True}
+    if not check_mode:
+        record['rp_filter_previous'] = {}
+    summary['changed'] = (any(h['changed'] for h in summary['hooks']) or bool(summary['clsact_removed'])
+                          or bool(summary['rp_filter']))
+    return summary
+
+
+def confirm(state, check_mode=False):
+    """Confirm the rule sets on trial on the hooks of `state` (commit-confirm: the controller still reaches
+    the host); hooks with nothing on trial are left alone. Returns ``{'changed', 'confirmed': [{interface,
+    direction, pending}]}`` (pending: what is still on trial after, None once confirmed)."""
+    from ansible_collections.ebpf.tc.plugins.module_utils._confirm import Pending
+
+    state = check_state(state)
+    out = {'changed': False, 'confirmed': []}
+    for hook in state['hooks']:
+        if Pending(hook['pin_dir']).read() is None:
+            continue
+        done = _steering.manage(hook['pin_dir'], hook['interface'], netns=state['netns'], state='present',
+                                confirm=True, check_mode=check_mode, direction=hook['direction'])
+        out['confirmed'].append({'interface': hook['interface'], 'direction': hook['direction'],
+                                 'pending': done['pending']})
+        out['changed'] = True
+    return out

@@ -418,16 +418,16 @@ def test_role_lifecycle(host):
     policy = dict(host.vars['ebpf_tc_policy'], drop_protocols=['icmp', 'udp'])
     res = host.role(check=True, ebpf_tc_policy=policy)
     assert assert_ok(res)['changed'] > 0
-    assert any(r.get('changed') for t in task_result(res, "Apply each hook's rule set") for r in t['results'])
+    assert any(h['rules_changed'] for t in task_result(res, 'Converge the hooks') for h in t['hooks'])
     assert host.snapshot() == converged
 
     # commit-confirm: the new sets go on trial, the controller still reaches the host, the role confirms
     res = host.role(ebpf_tc_confirm_timeout=30, ebpf_tc_policy=policy)
     assert assert_ok(res)['changed'] > 0
-    trials = [r for t in task_result(res, "Apply each hook's rule set") for r in t['results'] if r.get('changed')]
+    trials = [h for t in task_result(res, 'Converge the hooks') for h in t['hooks'] if h['rules_changed']]
     assert len(trials) == 1 and trials[0]['pending'] is not None  # only eth0 egress changed
-    confirmed = [r for t in task_result(res, 'Confirm the rule sets on trial') for r in t['results']]
-    assert len(confirmed) == 1 and confirmed[0]['changed'] and confirmed[0]['pending'] is None
+    [confirm] = task_result(res, 'Confirm the rule sets on trial')
+    assert confirm['changed'] and len(confirm['confirmed']) == 1 and confirm['confirmed'][0]['pending'] is None
     host.vars['ebpf_tc_policy'] = policy
     rules = host.applied_rules()
     assert 'drop-udp' in [r['name'] for r in rules['eth0/egress'][1]]

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODULES = ['bpf_filter', 'bpf_map', 'bpf_object_info', 'clsact', 'steering_rules', 'tc_info']
+MODULES = ['bpf_filter', 'bpf_map', 'bpf_object_info', 'clsact', 'steering_rules', 'steering_state', 'tc_info']
 ANSIBLE_DOC = os.path.join(os.path.dirname(sys.executable), 'ansible-doc')
 
 
@@ -51,3 +51,20 @@ def test_steering_rules_examples_are_valid_rule_sets():
             _rules.validate(args['rules'], args.get('default_action', 'pass'))
             checked += 1
     assert checked >= 3
+
+
+def test_steering_state_examples_are_valid_state_documents():
+    """Every state in the module's EXAMPLES passes the module's own check, and each hook's rules the validator."""
+    from ansible_collections.ebpf.tc.plugins.module_utils import _rules
+    from ansible_collections.ebpf.tc.plugins.modules import steering_state
+
+    import yaml
+    checked = 0
+    for task in yaml.safe_load(steering_state.EXAMPLES):
+        args = task['ebpf.tc.steering_state']
+        params = dict((key, args.get(key, spec.get('default'))) for key, spec in steering_state.ARGUMENT_SPEC.items())
+        params['object'] = params['object'] or '/'
+        for hook in steering_state.state_document(params)['hooks']:
+            _rules.validate(hook['rules'], hook['default_action'])
+            checked += 1
+    assert checked == 2

@@ -1,0 +1,359 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) ebpf.tc contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: steering_state
+short_description: Converge a host's whole steering state in one call
+version_added: 0.2.0
+description:
+  - Takes every hook a host should run (interface, direction, default action, rules), how the steering
+    program is attached (O(backend), O(placement), or the clsact O(priority)/O(handle)) and the interfaces
+    whose C(rp_filter) must be loose, and makes the host match in one call - the call the
+    R(steering role,ansible_collections.ebpf.tc.steering_role) makes.
+  - Per hook it attaches or replaces the program (what M(ebpf.tc.bpf_filter) does) and switches the rule set
+    atomically when it differs from the set read back from the program's maps (what M(ebpf.tc.steering_rules)
+    does). Hooks that O(record) lists and O(hooks) no longer names are detached, with their pins.
+  - 'Everything - the shape of every hook, each rule set, the interfaces, the object and its program, a
+    foreign filter at O(priority)/O(handle) - is checked before anything on the host changes; an error names
+    the field, for example C(hooks[1] (eth1 ingress): rules[3] (name web): match.dport).'
+  - The boot-time restore unit the role installs runs the same code on the same state document (O(state_file)),
+    without Ansible.
+  - O(state=absent) removes what the module created and nothing else - the program and pins on every hook of
+    O(hooks) and of O(record), the clsact qdiscs O(record) says were added (when no other filter is left on
+    them), and the C(rp_filter) values it replaced (while they are still the module's C(2)).
+  - Idempotent, read from the kernel (the programs and links on the hooks, the maps' rule sets, the sysctls).
+    Check mode reports what would change; diff mode shows, per hook, the attachment and the rule set before
+    and after.
+author:
+  - ebpf.tc contributors (!UNKNOWN)
+options:
+  state:
+    description:
+      - V(present) converges the host to O(hooks); V(absent) removes what the module created.
+    type: str
+    choices: [present, absent]
+    default: present
+  hooks:
+    description:
+      - Every hook the host runs. Keys - C(interface) (required), C(direction) (V(ingress) or V(egress),
+        default V(egress)), C(pin_dir) (default C(/sys/fs/bpf/ebpf_tc/<interface>/<direction>), under
+        C(netns/<netns>/) with O(netns)), C(default_action) (V(pass) or V(drop), default V(pass)) and
+        C(rules) (the schema of M(ebpf.tc.steering_rules), default V([])).
+      - V([]) with O(state=present) detaches every hook O(record) lists.
+    type: list
+    elements: dict
+    default: []
+  netns:
+    description: The network namespace (a name under C(/var/run/netns)) the interfaces are in.
+    type: str
+  object:
+    description:
+      - Path of the steering BPF object on the target (the collection's C(files/bpf/steering.bpf.o)).
+      - Required with O(state=present) and hooks.
+    type: path
+  program:
+    description: The program of O(object) to attach.
+    type: str
+    default: steering
+  backend:
+    description: How the program is attached; see M(ebpf.tc.bpf_filter).
+    type: str
+    choices: [auto, tcx, clsact]
+    default: auto
+  placement:
+    description: Where a TCX link goes in the hook's chain; see M(ebpf.tc.bpf_filter).
+    type: str
+    choices: [first, last, before, after]
+    default: first
+  relative_to:
+    description: With O(placement=before) or O(placement=after), the TCX program (id or name) to place ours next to.
+    type: str
+  priority:
+    description: Priority of the clsact filter.
+    type: int
+    default: 10
+  handle:
+    description: Handle of the clsact filter.
+    type: int
+    default: 1
+  rp_filter_loose:
+    description:
+      - Interfaces whose C(net.ipv4.conf.<if>.rp_filter) is set to V(2) (loose), the return path's need; the
+        value replaced is kept in O(record) and put back by O(state=absent).
+    type: list
+    elements: str
+    default: []
+  record:
+    description:
+      - A file on the target where the module keeps what it created (hooks and their pin dirs, qdiscs added,
+        C(rp_filter) values replaced), read by the next run to prune hooks and by O(state=absent). Written
+        also when the run fails half-way; removed by O(state=absent). Its directory must exist.
+      - Without it, nothing is pruned and O(state=absent) removes only the hooks O(hooks) names.
+    type: path
+  state_file:
+    description:
+      - Where to write the state document the boot-time restore reads (only when it differs). With
+        O(persist=false) or O(state=absent) the file is removed. Its directory must exist.
+    type: path
+  persist:
+    description: Whether O(state_file) is written (V(true)) or removed (V(false)).
+    type: bool
+    default: true
+  confirm_timeout:
+    description:
+      - Apply changed rule sets on trial - each reverts by itself after this many seconds unless a later
+        call with O(confirm=true) confirms it (commit-confirm, see M(ebpf.tc.steering_rules)).
+    type: int
+  confirm:
+    description:
+      - Confirm the rule sets on trial on the hooks of O(hooks) (those with none are left alone) and change
+        nothing else.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    description:
+      - Checks everything and reports what would change (per hook, the attachment and the rule set; the hooks
+        that would be pruned; rp_filter); changes nothing, not even O(record) or O(state_file).
+    support: full
+  diff_mode:
+    description: Per hook that changes, C(before) and C(after) as C({attach, rules}).
+    support: full
+  idempotent:
+    description: A second run with the same state reports no change (compared with what the kernel runs).
+    support: full
+  platform:
+    description: Linux targets only (eBPF, TC).
+    support: full
+    platforms: posix
+notes:
+  - Needs root, Linux 5.11 or later, libbpf and pyroute2 on the target; bpffs is mounted when missing.
+seealso:
+  - module: ebpf.tc.bpf_filter
+  - module: ebpf.tc.steering_rules
+  - module: ebpf.tc.tc_info
+'''
+
+EXAMPLES = r'''
+- name: One call converges the host
+  ebpf.tc.steering_state:
+    object: /usr/local/lib/ebpf-tc/steering.bpf.o
+    record: /etc/ebpf-tc/created.json
+    state_file: /etc/ebpf-tc/state.json
+    rp_filter_loose: [eth1]
+    hooks:
+      - interface: eth0
+        direction: egress
+        rules:
+          - name: vip-return
+            match: {src: 192.0.2.10/32}
+            action: redirect
+            redirect: {interface: eth1, via: 198.51.100.1}
+      - interface: eth1
+        direction: ingress
+        default_action: pass
+        rules:
+          - name: no-ping
+            match: {proto: icmp}
+            action: drop
+
+- name: Remove everything it created
+  ebpf.tc.steering_state:
+    state: absent
+    record: /etc/ebpf-tc/created.json
+    state_file: /etc/ebpf-tc/state.json
+'''
+
+RETURN = r'''
+hooks:
+  description: Per hook of O(hooks), in order, what the run did.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    interface: {description: The interface., type: str}
+    direction: {description: ingress or egress., type: str}
+    pin_dir: {description: Where its program and maps are pinned., type: str}
+    attached: {description: Whether the program on the hook changed (attached or replaced)., type: bool}
+    backend: {description: The backend the program runs with (tcx or clsact)., type: str}
+    clsact_added: {description: Whether a clsact qdisc was added for it., type: bool}
+    prog_id: {description: The id of the program running there (null in check mode before a change)., type: int}
+    tag: {description: The program's tag., type: str}
+    rules_changed: {description: Whether the rule set was switched., type: bool}
+    rules: {description: The rule set applied after the run (would be, in check mode), in canonical form., type: list}
+    default_action: {description: The default action after the run., type: str}
+    generation: {description: The applied set's generation., type: int}
+    counters: {description: Per rule, C(packets), C(bytes) and C(drops); C((default)) for the default action., type: dict}
+    pending: {description: The trial set awaiting a confirmation (see M(ebpf.tc.steering_rules)), or null., type: dict}
+  sample:
+    - {interface: eth0, direction: egress, pin_dir: /sys/fs/bpf/ebpf_tc/eth0/egress, attached: false,
+       backend: tcx, clsact_added: false, prog_id: 412, tag: 9e2c6c1a1b6f5b7d, rules_changed: true,
+       rules: [], default_action: pass, generation: 4, counters: {}, pending: null}
+pruned:
+  description: The hooks O(record) listed that O(hooks) no longer names, detached with their pins.
+  returned: with O(state=present)
+  type: list
+  elements: dict
+  sample: [{interface: eth2, direction: egress, pin_dir: /sys/fs/bpf/ebpf_tc/eth2/egress, changed: true,
+            interface_gone: false}]
+removed:
+  description: With O(state=absent), per hook, whether something was detached or unpinned.
+  returned: with O(state=absent)
+  type: list
+  elements: dict
+clsact_removed:
+  description: With O(state=absent), the interfaces whose clsact qdisc was removed.
+  returned: with O(state=absent)
+  type: list
+  elements: str
+rp_filter:
+  description: Per interface, C(before), C(after) and C(changed) of its rp_filter.
+  returned: always
+  type: dict
+  sample: {eth1: {before: 1, after: 2, changed: true}}
+confirmed:
+  description:
+    - With O(confirm=true), the hooks whose trial set was confirmed - C(interface), C(direction), and
+      C(pending), null once confirmed.
+  returned: with O(confirm=true)
+  type: list
+  elements: dict
+state_file_changed:
+  description: Whether O(state_file) was written or removed.
+  returned: always
+  type: bool
+diff:
+  description: In diff mode, one entry per hook that changed, C(before) and C(after) each C({attach, rules}).
+  returned: when diff mode is on
+  type: list
+'''
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ebpf.tc.plugins.module_utils import _restore
+from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
+from ansible_collections.ebpf.tc.plugins.module_utils._module_support import check_host
+
+DOCUMENT_OPTIONS = ('netns', 'object', 'program', 'priority', 'handle', 'backend', 'placement', 'relative_to',
+                    'hooks', 'rp_filter_loose')
+
+
+def state_document(params):
+    """The state document of the options (what the restore unit reads), checked: StateError names a field."""
+    doc = dict((key, params[key]) for key in DOCUMENT_OPTIONS if params[key] is not None)
+    doc['version'] = _restore.STATE_VERSION
+    return _restore.check_state(doc)
+
+
+def write_state_file(path, doc, persist, check_mode):
+    """Write (persist) or remove the state file; True when that changes it."""
+    exists = os.path.exists(path)
+    if not persist:
+        if exists and not check_mode:
+            os.unlink(path)
+        return exists
+    text = json.dumps(doc, indent=4, sort_keys=True) + '\n'
+    if exists:
+        with open(path) as handle:
+            if handle.read() == text:
+                return False
+    if not check_mode:
+        temporary = '%s.%d.tmp' % (path, os.getpid())
+        with open(temporary, 'w') as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o644)
+        os.rename(temporary, path)
+    return True
+
+
+def hook_diffs(hooks):
+    return [{'before_header': '%s %s' % (h['interface'], h['direction']),
+             'after_header': '%s %s' % (h['interface'], h['direction']),
+             'before': {'attach': h['diff']['attach']['before'], 'rules': h['diff']['rules']['before']},
+             'after': {'attach': h['diff']['attach']['after'], 'rules': h['diff']['rules']['after']}}
+            for h in hooks if h['attached'] or h['rules_changed']]
+
+
+def run(params, check_mode):
+    """The module's work; EbpfTcError on any failure. Returns (result, diff)."""
+    if params['confirm'] and params['confirm_timeout'] is not None:
+        raise EbpfTcError('confirm_timeout and confirm: true cannot be used together: confirm_timeout '
+                          'starts a trial of new rule sets, confirm ends one')
+    if params['state'] == 'present' and params['hooks'] and not params['confirm'] and not params['object']:
+        raise EbpfTcError('object: required with state=present and hooks')
+    if not params['object']:
+        params = dict(params, object='/')   # nothing is loaded to confirm or remove: any absolute path passes
+    doc = state_document(params)
+    if params['confirm']:
+        return _restore.confirm(doc, check_mode), []
+    record_path = params['record']
+    record = _restore.load_record(record_path)
+    if params['state'] == 'absent':
+        result = _restore.remove(doc, record, check_mode)
+        result['removed'] = result.pop('hooks')
+        if record_path and os.path.exists(record_path):
+            result['changed'] = True
+            if not check_mode:
+                os.unlink(record_path)
+        diff = []
+    else:
+        try:
+            result = _restore.converge(doc, record, check_mode, params['confirm_timeout'])
+        finally:
+            if record_path and not check_mode:
+                _restore.write_record(record_path, record)
+        diff = hook_diffs(result['hooks'])
+        for hook in result['hooks']:
+            del hook['diff']
+    result['state_file_changed'] = False
+    if params['state_file']:
+        persist = params['persist'] and params['state'] == 'present'
+        result['state_file_changed'] = write_state_file(params['state_file'], doc, persist, check_mode)
+        result['changed'] = result['changed'] or result['state_file_changed']
+    return result, diff
+
+
+ARGUMENT_SPEC = dict(
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+    hooks=dict(type='list', elements='dict', default=[]),
+    netns=dict(type='str'),
+    object=dict(type='path'),
+    program=dict(type='str', default='steering'),
+    backend=dict(type='str', choices=['auto', 'tcx', 'clsact'], default='auto'),
+    placement=dict(type='str', choices=['first', 'last', 'before', 'after'], default='first'),
+    relative_to=dict(type='str'),
+    priority=dict(type='int', default=10),
+    handle=dict(type='int', default=1),
+    rp_filter_loose=dict(type='list', elements='str', default=[]),
+    record=dict(type='path'),
+    state_file=dict(type='path'),
+    persist=dict(type='bool', default=True),
+    confirm_timeout=dict(type='int'),
+    confirm=dict(type='bool', default=False),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    check_host(module, bpffs=False)   # converge mounts bpffs when it is missing
+    try:
+        result, diff = run(module.params, module.check_mode)
+    except (EbpfTcError, IOError, OSError) as err:
+        module.fail_json(msg=str(err))
+    if module._diff:
+        result['diff'] = diff
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,192 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ebpf.tc contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""ebpf.tc.steering_state through ansible-playbook: a host's whole steering state in one call, in a
+throwaway namespace (node: eth0 and eth1, each a veth to a peer namespace)."""
+
+import json
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nslab import Lab  # noqa: E402
+from playbook import run_play  # noqa: E402
+
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program, _tc  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils._confirm import Pending  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (BPF, namespaces)')
+
+OBJECT = os.path.join(ROOT, 'files', 'bpf', 'steering.bpf.o')
+NO_PING = {'name': 'no-ping', 'match': {'proto': 'icmp'}, 'action': 'drop'}
+BLOCK_81 = {'name': 'block-81', 'match': {'proto': 'tcp', 'dport': 81}, 'action': 'drop'}
+RETURN = {'name': 'vip-return', 'match': {'src': '192.0.2.10/32'}, 'action': 'redirect',
+          'redirect': {'interface': 'eth1', 'via': '10.204.1.2'}}
+
+
+class Node:
+    def __init__(self, lab, tmp_path):
+        self.lab = lab
+        self.ns = lab.ns('node')
+        for index, name in enumerate(('eth0', 'eth1')):
+            peer = lab.ns('peer%d' % index)
+            lab.veth(self.ns, name, peer, 'eth0')
+            lab.addr(self.ns, name, '10.204.%d.1/24' % index)
+        lab.exec(self.ns, 'sysctl', '-qw', 'net.ipv4.conf.eth1.rp_filter=1')
+        self.record = str(tmp_path / 'created.json')
+        self.state_file = str(tmp_path / 'state.json')
+        self.pin_root = os.path.join(_program.PIN_ROOT, 'netns', self.ns)
+
+    def task(self, check=None, diff=None, ignore_errors=None, **args):
+        args.setdefault('netns', self.ns)
+        args.setdefault('object', OBJECT)
+        args.setdefault('record', self.record)
+        args.setdefault('state_file', self.state_file)
+        task = {'name': 'state', 'ebpf.tc.steering_state': args}
+        for key, value in (('check_mode', check), ('diff', diff), ('ignore_errors', ignore_errors)):
+            if value is not None:
+                task[key] = value
+        return task
+
+    def hooks(self):
+        """{(interface, direction): backend} of what our steering program runs on, read from the kernel."""
+        out = {}
+        with _tc.open_netlink(self.ns) as ipr:
+            for name in ('eth0', 'eth1'):
+                index = _tc.ifindex(ipr, name)
+                for direction in ('ingress', 'egress'):
+                    if any(f['name'] == _tc.owned_name('steering') for f in _tc.list_filters(ipr, index, direction)):
+                        out[(name, direction)] = 'clsact'
+                    if any(e['owned'] for e in _attached.tcx_chain(index, direction, self.ns)):
+                        out[(name, direction)] = 'tcx'
+        return out
+
+    def has_clsact(self, name):
+        with _tc.open_netlink(self.ns) as ipr:
+            return _tc.has_clsact(ipr, _tc.ifindex(ipr, name))
+
+    def rp_filter(self):
+        return int(self.lab.exec(self.ns, 'sysctl', '-n', 'net.ipv4.conf.eth1.rp_filter').stdout)
+
+    def pins(self):
+        found = []
+        for top, dummy, files in os.walk(self.pin_root):
+            found.extend(os.path.relpath(os.path.join(top, f), self.pin_root) for f in files)
+        return sorted(found)
+
+    def close(self):
+        for top, dummy, dummy2 in os.walk(self.pin_root):
+            Pending(top).forget()
+        _program.remove_pins(self.pin_root)
+
+
+@pytest.fixture
+def node(tmp_path):
+    with Lab() as lab:
+        n = Node(lab, tmp_path)
+        try:
+            yield n
+        finally:
+            n.close()
+
+
+HOOKS = [{'interface': 'eth0', 'direction': 'egress', 'rules': [RETURN, BLOCK_81]},
+         {'interface': 'eth1', 'direction': 'ingress', 'default_action': 'pass', 'rules': [NO_PING]}]
+
+
+@pytest.mark.parametrize('backend', ['clsact', 'tcx'])
+def test_converge_repeat_prune_and_remove_in_one_call_each(node, backend):
+    """Check mode and diff first (nothing on the host), then the converge, an idempotent re-run, a hook
+    taken out (pruned with its pins), and state absent: qdisc, rp_filter, record and state file go too."""
+    both = dict(hooks=HOOKS, backend=backend, rp_filter_loose=['eth1'])
+    res = run_play([node.task(check=True, diff=True, **both)])
+    assert res.rc == 0, res
+    assert res.changed == [True]
+    assert [(d['before_header'], d['before']['rules'], d['after']['rules']['rules'] == validate(h['rules']).to_dicts())
+            for d, h in zip(res[0]['diff'], HOOKS)] == [
+        ('eth0 egress', {'default_action': 'pass', 'rules': []}, True),
+        ('eth1 ingress', {'default_action': 'pass', 'rules': []}, True)]
+    assert res[0]['rp_filter'] == {'eth1': {'before': 1, 'after': 2, 'changed': True}}
+    assert node.hooks() == {} and node.pins() == [] and node.rp_filter() == 1
+    assert not os.path.exists(node.record) and not os.path.exists(node.state_file)
+
+    res = run_play([node.task(**both), node.task(**both), node.task(check=True, diff=True, **both)])
+    assert res.rc == 0, res
+    assert res.changed == [True, False, False]
+    assert [(h['interface'], h['attached'], h['rules_changed'], h['backend']) for h in res[0]['hooks']] == [
+        ('eth0', True, True, backend), ('eth1', True, True, backend)]
+    assert res[1]['hooks'][0]['generation'] == res[0]['hooks'][0]['generation'] == 1
+    assert set(res[1]['hooks'][1]['counters']) == {'no-ping', '(default)'}
+    assert res[2]['diff'] == []
+    assert node.hooks() == {('eth0', 'egress'): backend, ('eth1', 'ingress'): backend}
+    assert node.rp_filter() == 2
+    with open(node.record) as src:
+        record = json.load(src)
+    assert [(h['interface'], h['direction']) for h in record['hooks']] == [('eth0', 'egress'), ('eth1', 'ingress')]
+    assert record['rp_filter_previous'] == {'eth1': 1}
+    assert record['clsact_added'] == (['eth0', 'eth1'] if backend == 'clsact' else [])
+    with open(node.state_file) as src:
+        state = json.load(src)
+    assert state['backend'] == backend and [h['rules'] for h in state['hooks']] == [h['rules'] for h in HOOKS]
+
+    # eth1 ingress taken out of inventory: detached with its pins, the record forgets it
+    res = run_play([node.task(hooks=HOOKS[:1], backend=backend, rp_filter_loose=['eth1'])])
+    assert res.rc == 0, res
+    assert res.changed == [True]
+    assert res[0]['pruned'] == [{'interface': 'eth1', 'direction': 'ingress', 'changed': True, 'interface_gone': False,
+                                 'pin_dir': os.path.join(node.pin_root, 'eth1', 'ingress')}]
+    assert node.hooks() == {('eth0', 'egress'): backend}
+    assert not [p for p in node.pins() if p.startswith('eth1/')]
+    with open(node.record) as src:
+        assert [(h['interface'], h['direction']) for h in json.load(src)['hooks']] == [('eth0', 'egress')]
+
+    absent = dict(state='absent', hooks=[], object=None)
+    res = run_play([node.task(check=True, **absent), node.task(**absent), node.task(**absent)])
+    assert res.rc == 0, res
+    assert res.changed == [True, True, False]
+    assert res[0]['clsact_removed'] == res[1]['clsact_removed'] == (['eth0', 'eth1'] if backend == 'clsact' else [])
+    assert res[1]['rp_filter'] == {'eth1': {'before': 2, 'after': 1, 'changed': True}}
+    assert node.hooks() == {} and node.pins() == [] and not os.path.exists(node.pin_root)
+    assert not node.has_clsact('eth0') and not node.has_clsact('eth1')
+    assert node.rp_filter() == 1
+    assert not os.path.exists(node.record) and not os.path.exists(node.state_file)
+
+
+@pytest.mark.parametrize('hooks, field', [
+    ([HOOKS[0], dict(HOOKS[1], direction='sideways')], 'hooks[1].direction'),
+    ([HOOKS[0], dict(HOOKS[1], interface='nosuch0')], 'hooks[1].interface: interface nosuch0 does not exist'),
+    ([HOOKS[0], dict(HOOKS[1], rules=[dict(NO_PING, match={'src': '10.0.0.300/8'})])],
+     'hooks[1] (eth1 ingress): rules[0] (name no-ping): match.src'),
+    ([HOOKS[0], dict(HOOKS[0], rules=[])], 'hooks[1]: a second hook for eth0 egress'),
+])
+def test_bad_input_names_the_field_and_changes_nothing(node, hooks, field):
+    """A bad second hook fails the call, in check mode too, before the first hook is attached."""
+    res = run_play([node.task(check=True, ignore_errors=True, hooks=hooks, rp_filter_loose=['eth1']),
+                    node.task(ignore_errors=True, hooks=hooks, rp_filter_loose=['eth1'])])
+    assert [t['status'] for t in res.tasks] == ['failed', 'failed'], res
+    for index in (0, 1):
+        assert field in res[index]['msg'], res[index]['msg']
+    assert node.hooks() == {} and node.pins() == [] and node.rp_filter() == 1
+    assert not os.path.exists(node.state_file)
+
+
+def test_rule_sets_on_trial_are_confirmed_by_a_second_call(node):
+    """confirm_timeout puts the changed sets on trial; confirm: true confirms those, and only those."""
+    res = run_play([node.task(hooks=HOOKS, persist=False),
+                    node.task(hooks=[HOOKS[0], dict(HOOKS[1], rules=[NO_PING, BLOCK_81])], confirm_timeout=120,
+                              persist=False),
+                    node.task(hooks=HOOKS, confirm=True, persist=False),
+                    node.task(hooks=HOOKS, confirm=True, persist=False)])
+    assert res.rc == 0, res
+    assert res.changed == [True, True, True, False]
+    assert [h['pending'] is not None for h in res[1]['hooks']] == [False, True]
+    assert res[2]['confirmed'] == [{'interface': 'eth1', 'direction': 'ingress', 'pending': None}]
+    assert res[3]['confirmed'] == []
+    assert Pending(os.path.join(node.pin_root, 'eth1', 'ingress')).read() is None
+    assert not os.path.exists(node.state_file)
