@@ -178,20 +178,49 @@ hooks:
   type: list
   elements: dict
   contains:
-    interface: {description: The interface., type: str}
-    direction: {description: ingress or egress., type: str}
-    pin_dir: {description: Where its program and maps are pinned., type: str}
-    attached: {description: Whether the program on the hook changed (attached or replaced)., type: bool}
-    backend: {description: The backend the program runs with (tcx or clsact)., type: str}
-    clsact_added: {description: Whether a clsact qdisc was added for it., type: bool}
-    prog_id: {description: The id of the program running there (null in check mode before a change)., type: int}
-    tag: {description: The program's tag., type: str}
-    rules_changed: {description: Whether the rule set was switched., type: bool}
-    rules: {description: The rule set applied after the run (would be, in check mode), in canonical form., type: list}
-    default_action: {description: The default action after the run., type: str}
-    generation: {description: The applied set's generation., type: int}
-    counters: {description: Per rule, C(packets), C(bytes) and C(drops); C((default)) for the default action., type: dict}
-    pending: {description: The trial set awaiting a confirmation (see M(ebpf.tc.steering_rules)), or null., type: dict}
+    interface:
+      description: The interface.
+      type: str
+    direction:
+      description: V(ingress) or V(egress).
+      type: str
+    pin_dir:
+      description: Where its program and maps are pinned.
+      type: str
+    attached:
+      description: Whether the program on the hook changed (attached or replaced).
+      type: bool
+    backend:
+      description: The backend the program runs with, V(tcx) or V(clsact).
+      type: str
+    clsact_added:
+      description: Whether a clsact qdisc was added for it.
+      type: bool
+    prog_id:
+      description: The id of the program running there (null in check mode before a change).
+      type: int
+    tag:
+      description: The program's tag.
+      type: str
+    rules_changed:
+      description: Whether the rule set was switched.
+      type: bool
+    rules:
+      description: The rule set applied after the run (that would be, in check mode), in canonical form.
+      type: list
+      elements: dict
+    default_action:
+      description: The default action after the run.
+      type: str
+    generation:
+      description: The applied set's generation.
+      type: int
+    counters:
+      description: Per rule, C(packets), C(bytes) and C(drops); C((default)) counts the default action's packets.
+      type: dict
+    pending:
+      description: The trial set awaiting a confirmation (see M(ebpf.tc.steering_rules)), or null.
+      type: dict
   sample:
     - {interface: eth0, direction: egress, pin_dir: /sys/fs/bpf/ebpf_tc/eth0/egress, attached: false,
        backend: tcx, clsact_added: false, prog_id: 412, tag: 9e2c6c1a1b6f5b7d, rules_changed: true,
@@ -240,7 +269,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _restore
+from ansible_collections.ebpf.tc.plugins.module_utils import _program, _restore, _tcx
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
 from ansible_collections.ebpf.tc.plugins.module_utils._module_support import check_host
 
@@ -329,8 +358,8 @@ ARGUMENT_SPEC = dict(
     netns=dict(type='str'),
     object=dict(type='path'),
     program=dict(type='str', default='steering'),
-    backend=dict(type='str', choices=['auto', 'tcx', 'clsact'], default='auto'),
-    placement=dict(type='str', choices=['first', 'last', 'before', 'after'], default='first'),
+    backend=dict(type='str', choices=list(_program.BACKENDS), default='auto'),
+    placement=dict(type='str', choices=list(_tcx.PLACEMENTS), default='first'),
     relative_to=dict(type='str'),
     priority=dict(type='int', default=10),
     handle=dict(type='int', default=1),
