@@ -30,7 +30,7 @@ from ansible.module_utils.six import string_types
 from ansible_collections.ebpf.tc.plugins.module_utils import _rules
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import RuleError
 
-DIRECTIONS = ('egress', 'ingress')
+DIRECTIONS = sorted(_rules.DIRECTIONS)     # as error messages list them
 MAX_NAME = 32
 # Intent and police names: the characters of a rule name, any length (long ones are shortened).
 INTENT_NAME_RE = re.compile(r'^[a-z0-9_.-]+$')

@@ -80,15 +80,21 @@ def pinned(pin_dir, program=None):
     return out
 
 
-def find_pin_dir(prog_id, program, root=BPFFS):
-    """The directory under `root` where program id `prog_id` is pinned as `program`, or None (only pins
-    named `program` are opened, so a crowded bpffs costs a directory walk)."""
+def _walk_pins(root):
+    """(directory, file names) of every directory under `root`, at most _SEARCH_DEPTH levels down."""
     if not os.path.isdir(root):
-        return None
+        return
     base = root.rstrip(os.sep).count(os.sep)
     for directory, subdirs, files in os.walk(root):
         if directory.count(os.sep) - base >= _SEARCH_DEPTH:
             subdirs[:] = []
+        yield directory, files
+
+
+def find_pin_dir(prog_id, program, root=BPFFS):
+    """The directory under `root` where program id `prog_id` is pinned as `program`, or None (only pins
+    named `program` are opened, so a crowded bpffs costs a directory walk)."""
+    for directory, files in _walk_pins(root):
         if program in files:
             kind, info = _pinned_kind(os.path.join(directory, program))
             if kind == 'prog' and info.id == prog_id:
@@ -100,12 +106,7 @@ def owned_links(root=BPFFS):
     """{link id: {'path', 'program'}} of the TCX links this collection pinned (<pin_dir>/<program>_tcx)
     anywhere under `root`."""
     out = {}
-    if not os.path.isdir(root):
-        return out
-    base = root.rstrip(os.sep).count(os.sep)
-    for directory, subdirs, files in os.walk(root):
-        if directory.count(os.sep) - base >= _SEARCH_DEPTH:
-            subdirs[:] = []
+    for directory, files in _walk_pins(root):
         for name in files:
             if name.endswith(_tcx.LINK_PIN_SUFFIX) and len(name) > len(_tcx.LINK_PIN_SUFFIX):
                 path = os.path.join(directory, name)

@@ -16,22 +16,11 @@ import os
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program, _tc
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
+from ansible_collections.ebpf.tc.plugins.module_utils._rules import DIRECTIONS, PROTO_NAMES
 
-OWNED_PREFIX = getattr(_tc, 'OWNED_PREFIX', 'ebpf_tc:')
-DIRECTIONS = ('ingress', 'egress')
-PROTO_NAMES = {1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6', 132: 'sctp'}
 TC_H_ROOT = 0xFFFFFFFF
 TC_H_UNSPEC = 0
 STEERING_PROGRAM = 'steering'   # the kernel's name of the program of files/bpf/steering.bpf.o
-
-
-def is_owned(name):
-    if hasattr(_tc, 'is_owned'):
-        try:
-            return bool(_tc.is_owned({'name': name}))
-        except Exception:  # another signature than a filter dict: fall back to the documented prefix
-            pass
-    return bool(name) and name.startswith(OWNED_PREFIX)
 
 
 def tc_handle(value):
@@ -193,7 +182,7 @@ def gather(netns=None, interface=None, directions=DIRECTIONS):
                 filters = []
                 for flt in _tc.list_filters(ipr, index, direction):
                     flt = dict(flt)
-                    flt['owned'] = is_owned(flt.get('name'))
+                    flt['owned'] = _tc.is_owned(flt)
                     info = _attached.program_info(flt.get('prog_id'))
                     flt['prog_name'] = info.name if info else None
                     flt['map_ids'] = sorted(info.map_ids) if info else None

@@ -39,7 +39,8 @@ __metaclass__ = type
 
 import time
 
-DIRECTIONS = ('ingress', 'egress')
+from ansible_collections.ebpf.tc.plugins.module_utils._rules import DIRECTIONS
+
 DEFAULT_RULE = '(default)'  # the name _steering gives the default action's counter
 
 # (name, type, help) in output order

@@ -18,13 +18,14 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _program, _tc
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, MissingLibbpf
+from ansible_collections.ebpf.tc.plugins.module_utils._rules import DIRECTIONS
 
 
 def hook_argument_spec():
     """The options of plugins/doc_fragments/hook.py."""
     return dict(
         interface=dict(type='str', required=True),
-        direction=dict(type='str', choices=['ingress', 'egress'], default='egress'),
+        direction=dict(type='str', choices=list(DIRECTIONS), default='egress'),
         netns=dict(type='str'),
         pin_dir=dict(type='path'),
     )

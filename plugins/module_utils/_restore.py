@@ -32,7 +32,7 @@ import re
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _steering, _tc, _tcx
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, RuleError
-from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate
+from ansible_collections.ebpf.tc.plugins.module_utils._rules import DEFAULT_ACTIONS, DIRECTIONS, type_name, validate
 
 STATE_VERSION = 1
 STATE_KEYS = ('version', 'netns', 'object', 'program', 'priority', 'handle', 'backend', 'placement', 'relative_to',
@@ -40,8 +40,6 @@ STATE_KEYS = ('version', 'netns', 'object', 'program', 'priority', 'handle', 'ba
 HOOK_KEYS = ('interface', 'direction', 'pin_dir', 'default_action', 'rules')
 REQUIRED_STATE_KEYS = ('version', 'object', 'program', 'hooks')
 REQUIRED_HOOK_KEYS = ('interface',)
-DIRECTIONS = ('ingress', 'egress')
-DEFAULT_ACTIONS = ('pass', 'drop')
 RP_FILTER_LOOSE = 2
 # what the kernel accepts as an interface name (IFNAMSIZ 16, no '/', no whitespace, not . or ..)
 _IFNAME = re.compile(r'^[^/\s:]{1,15}$')
@@ -56,18 +54,13 @@ class StateError(EbpfTcError):
         super(StateError, self).__init__('%s: %s' % (field, message))
 
 
-def _type_name(value):
-    return {dict: 'a mapping', list: 'a list', bool: 'a boolean', int: 'an integer', float: 'a number',
-            type(None): 'null'}.get(type(value), 'a string' if isinstance(value, str) else type(value).__name__)
-
-
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _string(value, field, pattern=None, what=None):
     if not isinstance(value, str) or not value:
-        raise StateError(field, 'must be a non-empty string, not %s' % _type_name(value))
+        raise StateError(field, 'must be a non-empty string, not %s' % type_name(value))
     if pattern is not None and not pattern.match(value) or value in ('.', '..'):
         raise StateError(field, '%r is not %s' % (value, what or 'valid'))
     return value
@@ -87,7 +80,7 @@ def _int_range(value, field, low, high):
 
 def _keys(value, field, allowed, required):
     if not isinstance(value, dict):
-        raise StateError(field, 'must be a mapping, not %s' % _type_name(value))
+        raise StateError(field, 'must be a mapping, not %s' % type_name(value))
     unknown = sorted(str(key) for key in value if key not in allowed)
     if unknown:
         raise StateError('%s.%s' % (field, unknown[0]) if field != 'state' else unknown[0],
@@ -125,7 +118,7 @@ def check_state(state):
     if out['relative_to'] is not None:
         out['relative_to'] = _string(str(out['relative_to']), 'relative_to')
     if not isinstance(state['hooks'], list):
-        raise StateError('hooks', 'must be a list, not %s' % _type_name(state['hooks']))
+        raise StateError('hooks', 'must be a list, not %s' % type_name(state['hooks']))
     seen = {}
     for index, raw in enumerate(state['hooks']):
         field = 'hooks[%d]' % index
@@ -148,7 +141,7 @@ def check_state(state):
             raise StateError(field + '.default_action', 'must be pass or drop, not %r' % (default_action,))
         rules = raw.get('rules', [])
         if not isinstance(rules, list):
-            raise StateError(field + '.rules', 'must be a list of rules, not %s' % _type_name(rules))
+            raise StateError(field + '.rules', 'must be a list of rules, not %s' % type_name(rules))
         out['hooks'].append({'interface': interface, 'direction': direction, 'pin_dir': pin_dir,
                              'default_action': default_action, 'rules': rules})
     pin_dirs = [hook['pin_dir'] for hook in out['hooks']]
@@ -158,7 +151,7 @@ def check_state(state):
                              '%s is also hooks[%d]\'s' % (pin_dir, pin_dirs.index(pin_dir)))
     loose = state.get('rp_filter_loose') or []
     if not isinstance(loose, list):
-        raise StateError('rp_filter_loose', 'must be a list of interface names, not %s' % _type_name(loose))
+        raise StateError('rp_filter_loose', 'must be a list of interface names, not %s' % type_name(loose))
     for index, name in enumerate(loose):
         name = _string(name, 'rp_filter_loose[%d]' % index, _IFNAME, 'an interface name')
         if name not in out['rp_filter_loose']:

@@ -34,6 +34,7 @@ ACTION_CODES = {'pass': L.ACT_PASS, 'drop': L.ACT_DROP, 'redirect': L.ACT_REDIRE
                 'police': L.ACT_POLICE}
 ACTION_NAMES = dict((code, name) for name, code in ACTION_CODES.items())
 DEFAULT_ACTIONS = ('pass', 'drop')
+DIRECTIONS = ('ingress', 'egress')     # the two TC hooks of an interface
 
 PROTO_NUMBERS = {'icmp': 1, 'tcp': 6, 'udp': 17, 'icmpv6': 58, 'sctp': 132}
 PROTO_NAMES = dict((number, name) for name, number in PROTO_NUMBERS.items())
@@ -316,6 +317,12 @@ def type_name(value):
         return 'a list'
     if isinstance(value, str):
         return 'a string'
+    if isinstance(value, bool):
+        return 'a boolean'
+    if isinstance(value, int):
+        return 'an integer'
+    if isinstance(value, float):
+        return 'a number'
     return type(value).__name__
 
 

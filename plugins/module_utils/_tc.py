@@ -19,6 +19,7 @@ import os
 import traceback
 
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
+from ansible_collections.ebpf.tc.plugins.module_utils._rules import DIRECTIONS
 
 PYROUTE2_IMPORT_ERROR = None
 try:
@@ -34,7 +35,6 @@ except ImportError:
 
 TC_H_CLSACT_PARENT = 0xFFFFFFF1
 PARENTS = {'ingress': 0xFFFFFFF2, 'egress': 0xFFFFFFF3}
-DIRECTIONS = ('ingress', 'egress')
 NETNS_DIR = '/run/netns'
 
 # Filters this collection attaches carry the TC filter name (TCA_BPF_NAME) "ebpf_tc:<program>": that is

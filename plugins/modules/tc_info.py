@@ -241,20 +241,21 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ebpf.tc.plugins.module_utils import _facts
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
 from ansible_collections.ebpf.tc.plugins.module_utils._module_support import check_host
+from ansible_collections.ebpf.tc.plugins.module_utils._rules import DIRECTIONS
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             interface=dict(type='str'),
-            direction=dict(type='str', choices=['ingress', 'egress']),
+            direction=dict(type='str', choices=list(DIRECTIONS)),
             netns=dict(type='str'),
         ),
         supports_check_mode=True,
     )
     check_host(module, bpffs=False)
     params = module.params
-    directions = (params['direction'],) if params['direction'] else _facts.DIRECTIONS
+    directions = (params['direction'],) if params['direction'] else DIRECTIONS
     try:
         facts = _facts.gather(netns=params['netns'], interface=params['interface'], directions=directions)
     except EbpfTcError as err:
