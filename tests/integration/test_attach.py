@@ -5,14 +5,11 @@ traffic: ping and TCP connects across a veth pair, and the counters against what
 """
 
 import os
-import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
 from nslab import Lab  # noqa: E402
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import topology as topo  # noqa: E402
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _tc  # noqa: E402

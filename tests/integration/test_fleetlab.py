@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
 # pylint: disable=wrong-import-position
 from fleetlab import FleetLab, LabError, alive, netns_exists  # noqa: E402
 

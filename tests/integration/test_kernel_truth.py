@@ -14,14 +14,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import sys
 import time
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
 from nslab import Lab  # noqa: E402  pylint: disable=wrong-import-position
 
 from hoststate import forget_pending_dirs, snapshot  # noqa: E402  pylint: disable=wrong-import-position

@@ -6,12 +6,9 @@
 
 import os
 import subprocess
-import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 from objects import rejected_steering  # noqa: E402  pylint: disable=wrong-import-position
 from playbook import ROOT, run_play  # noqa: E402  pylint: disable=wrong-import-position
 

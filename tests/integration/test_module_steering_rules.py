@@ -9,14 +9,11 @@ default pin directory of client/eth0/egress, so the module finds it from interfa
 """
 
 import os
-import sys
 import time
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nslab import Lab  # noqa: E402
 from playbook import run_play  # noqa: E402
 

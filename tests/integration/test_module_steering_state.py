@@ -7,13 +7,10 @@ throwaway namespace (node: eth0 and eth1, each a veth to a peer namespace)."""
 
 import json
 import os
-import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nslab import Lab  # noqa: E402
 from playbook import run_play  # noqa: E402
 

@@ -16,7 +16,6 @@ __metaclass__ = type
 
 import copy
 import os
-import sys
 
 import pytest
 
@@ -27,7 +26,6 @@ from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import STEERING_MAPS, SteeringMaps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
 from nslab import Lab  # noqa: E402
 
 pytestmark = [

@@ -31,7 +31,6 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
 # pylint: disable=wrong-import-position
 from nslab import Lab  # noqa: E402
 

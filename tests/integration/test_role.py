@@ -39,8 +39,6 @@ import sys
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 # pylint: disable=wrong-import-position
 import topology as topo  # noqa: E402
 from objects import CniStandin, cni_standin, rejected_steering  # noqa: E402

@@ -23,17 +23,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 
 import pytest
 import yaml
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
 from fleetlab import FleetLab, ansible_env  # noqa: E402  pylint: disable=wrong-import-position
-sys.path.insert(0, HERE)
 from objects import CniStandin, cni_standin, rejected_steering  # noqa: E402  pylint: disable=wrong-import-position
 
 NODES = ['node1', 'node2', 'node3', 'node4']

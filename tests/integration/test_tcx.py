@@ -17,12 +17,10 @@ __metaclass__ = type
 import os
 import struct
 import subprocess
-import sys
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 # pylint: disable=wrong-import-position
 import topology as topo  # noqa: E402
 from objects import CniStandin, cni_standin  # noqa: E402

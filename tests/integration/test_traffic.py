@@ -20,13 +20,11 @@ __metaclass__ = type
 import os
 import struct
 import subprocess
-import sys
 import time
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 # pylint: disable=wrong-import-position
 import topology as topo  # noqa: E402
 from objects import steering_with_loop  # noqa: E402

@@ -32,7 +32,6 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
 from nslab import Lab  # noqa: E402  pylint: disable=wrong-import-position
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _program  # noqa: E402  pylint: disable=wrong-import-position

@@ -24,9 +24,6 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
 import kernelmatrix  # noqa: E402  pylint: disable=wrong-import-position
 import objects  # noqa: E402  pylint: disable=wrong-import-position
 
