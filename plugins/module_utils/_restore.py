@@ -414,6 +414,44 @@ def converge(state, record=None, check_mode=False, confirm_timeout=None):
     return summary
 
 
+def verify(state, summary, allow_shadowed=False):
+    """Read every hook of `state` back from the kernel after converge() `summary`: our program runs there as
+    converge attached it, nothing has drifted from the pins, no TCX program ends the hook in front of our clsact
+    filter (unless `allow_shadowed`: the operator knows they return TCX_NEXT), and the rule set read back from
+    the maps the hook's program uses is the one applied.
+
+    Returns (problems, facts): one message per hook that fails (naming it), and _facts.gather()'s facts of the
+    namespace (with their table).
+    """
+    from ansible_collections.ebpf.tc.plugins.module_utils import _facts
+
+    facts = _facts.gather(netns=state['netns'])
+    problems = []
+    for hook, done in zip(state['hooks'], summary['hooks']):
+        where = '%s %s' % (hook['interface'], hook['direction'])
+        seen = facts['interfaces'].get(hook['interface'], {}).get(hook['direction'], {})
+        if seen.get('drift'):
+            problems.append('%s: %s' % (where, seen['drift']['message']))
+            continue
+        if seen.get('shadowed') and not allow_shadowed:
+            problems.append('%s: %s (attach with backend tcx, or set allow_shadowed if they return TCX_NEXT: '
+                            'the role\'s ebpf_tc_backend and ebpf_tc_allow_shadowed)'
+                            % (where, seen['shadowed']['message']))
+        attached = seen.get('attached') or {}
+        steering = seen.get('steering') or {}
+        placed = attached.get('backend') == 'tcx' or (attached.get('priority') == state['priority']
+                                                       and attached.get('handle') == state['handle'])
+        if (attached.get('name') != _tc.owned_name(state['program']) or attached.get('backend') != done['backend']
+                or not placed or steering.get('rules') != done['rules']
+                or steering.get('default_action') != done['default_action']):
+            problems.append('%s: expected %s (%s; clsact at priority %d handle %d) with the rule set just applied; '
+                            'found %s and rules %s (default %s)'
+                            % (where, _tc.owned_name(state['program']), done['backend'], state['priority'],
+                               state['handle'], json.dumps(attached or None, sort_keys=True),
+                               json.dumps(steering.get('rules'), sort_keys=True), steering.get('default_action')))
+    return problems, facts
+
+
 def _apply_hook(hook, ruleset, state, check_mode, confirm_timeout):
     netns = state['netns']
     attached = _program.filter_present(hook['interface'], hook['direction'], netns, hook['pin_dir'],

@@ -27,8 +27,16 @@ options:
   object:
     description:
       - Path of the BPF ELF object on the target.
+      - Exactly one of O(object) and O(src) is required.
     type: path
-    required: true
+  src:
+    description:
+      - Path of the BPF ELF object on the controller (relative paths are looked up like the C(copy) module's
+        C(src)). The object is copied to the task's temporary directory on the target, loaded from there and
+        removed with it - one task, nothing left behind.
+      - Exactly one of O(object) and O(src) is required.
+    type: path
+    version_added: 0.2.0
   program:
     description:
       - Name of a program (the C function) that must be in O(object); its tag is returned.
@@ -70,6 +78,13 @@ EXAMPLES = r'''
   ansible.builtin.assert:
     that: steering_object.loads
     fail_msg: "kernel {{ steering_object.kernel }} refuses the object: {{ steering_object.error }}"
+
+- name: The same for a build on the controller, before it is deployed anywhere
+  become: true
+  ebpf.tc.bpf_object_info:
+    src: build/steering.bpf.o
+    program: steering
+  register: new_build
 '''
 
 RETURN = r'''
@@ -99,6 +114,11 @@ tag:
   returned: when O(program) is given and the object loads
   type: str
   sample: 5c8a1f3e2b7d9a04
+src:
+  description: With O(src), the controller path of the object that was loaded.
+  returned: with O(src)
+  type: str
+  sample: /home/me/build/steering.bpf.o
 error:
   description: Why the kernel refused the object, with the end of the verifier's log.
   returned: when RV(loads) is false
@@ -118,11 +138,17 @@ from ansible_collections.ebpf.tc.plugins.module_utils._module_support import che
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            object=dict(type='path', required=True),
+            object=dict(type='path'),
+            src=dict(type='path'),
             program=dict(type='str'),
         ),
+        required_one_of=[('object', 'src')],
+        mutually_exclusive=[('object', 'src')],
         supports_check_mode=True,
     )
+    if module.params['src'] is not None:
+        module.fail_json(msg='src: only the action plugin of ebpf.tc.bpf_object_info can copy an object from the '
+                         'controller; run the module as a task (or give object, a path on the target)')
     check_host(module, pyroute2=False, bpffs=False)
     params = module.params
     try:

@@ -133,6 +133,21 @@ attributes:
     description: Linux targets only (eBPF, TC).
     support: full
     platforms: posix
+  verify:
+    description:
+      - After converging (not in check mode), read every hook back from the kernel and fail, naming the hook,
+        when our program does not run there as attached, the hook has drifted from its pins, the rule set read
+        back from the maps the hook's program uses is not the one applied, or the hook is shadowed (our clsact
+        filter behind TCX programs, which end the hook for every packet they do not pass on). O(state_file) is
+        written only when this passes. The result then carries C(table), as M(ebpf.tc.tc_info) prints it.
+    type: bool
+    default: false
+  allow_shadowed:
+    description:
+      - With O(verify=true), accept a shadowed hook - for an operator who knows the TCX programs in front
+        return C(TCX_NEXT).
+    type: bool
+    default: false
 notes:
   - Needs root, Linux 5.11 or later, libbpf and pyroute2 on the target; bpffs is mounted when missing.
 seealso:
@@ -254,6 +269,10 @@ confirmed:
   returned: with O(confirm=true)
   type: list
   elements: dict
+table:
+  description: With O(verify=true), the hooks and the steering rules with their counters as a text table.
+  returned: with O(verify=true), not in check mode
+  type: str
 state_file_changed:
   description: Whether O(state_file) was written or removed.
   returned: always
@@ -344,6 +363,11 @@ def run(params, check_mode):
         diff = hook_diffs(result['hooks'])
         for hook in result['hooks']:
             del hook['diff']
+        if params['verify'] and not check_mode:
+            problems, facts = _restore.verify(doc, result, params['allow_shadowed'])
+            if problems:
+                raise EbpfTcError('; '.join(problems))
+            result['table'] = facts['table']
     result['state_file_changed'] = False
     if params['state_file']:
         persist = params['persist'] and params['state'] == 'present'
@@ -369,6 +393,8 @@ ARGUMENT_SPEC = dict(
     persist=dict(type='bool', default=True),
     confirm_timeout=dict(type='int'),
     confirm=dict(type='bool', default=False),
+    verify=dict(type='bool', default=False),
+    allow_shadowed=dict(type='bool', default=False),
 )
 
 

@@ -66,3 +66,23 @@ def test_what_is_not_an_answer_fails(args, named):
     res = object_info(**args)
     assert res.tasks[0]['status'] == 'failed', res
     assert named in res[0]['msg']
+
+
+def test_src_loads_a_controller_file_from_a_temporary_copy_left_nowhere(tmp_path):
+    """src: the action plugin copies the controller's object to the task's temporary directory on the target,
+    the module loads it from there, and the directory goes with the task (here controller and target are
+    one machine: the remote temporary directories live under ~/.ansible/tmp)."""
+    remote_tmp = tmp_path / 'remote-tmp'
+    before = bpf_ids()
+    res = run_play([{'ebpf.tc.bpf_object_info': {'src': STEERING, 'program': 'steering'},
+                     'vars': {'ansible_remote_tmp': str(remote_tmp)}},
+                    {'ebpf.tc.bpf_object_info': {'src': rejected_steering(tmp_path), 'program': 'steering'}},
+                    {'ebpf.tc.bpf_object_info': {'src': '/nonexistent/steering.bpf.o'}, 'ignore_errors': True},
+                    {'ebpf.tc.bpf_object_info': {'src': STEERING, 'object': STEERING}, 'ignore_errors': True}])
+    assert [t['status'] for t in res.tasks] == ['ok', 'ok', 'failed', 'failed'], res
+    assert res[0]['loads'] is True and res[0]['src'] == STEERING
+    assert res[0]['tag'] == object_info(object=STEERING, program='steering')[0]['tag']
+    assert res[1]['loads'] is False and 'invalid access to packet' in res[1]['error']
+    assert '/nonexistent/steering.bpf.o' in res[2]['msg']
+    assert 'mutually exclusive' in res[3]['msg']
+    assert list(remote_tmp.iterdir()) == [] and bpf_ids() == before

@@ -12,6 +12,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from nslab import Lab  # noqa: E402
+from objects import CniStandin, cni_standin  # noqa: E402
 from playbook import run_play  # noqa: E402
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program, _tc  # noqa: E402
@@ -187,3 +188,25 @@ def test_rule_sets_on_trial_are_confirmed_by_a_second_call(node):
     assert res[3]['confirmed'] == []
     assert Pending(os.path.join(node.pin_root, 'eth1', 'ingress')).read() is None
     assert not os.path.exists(node.state_file)
+
+
+def test_verify_reads_the_hooks_back_and_fails_on_a_shadowed_one(node, tmp_path):
+    """verify: a CNI's TCX program (a stand-in that ends the hook) in front of our clsact filter fails the call
+    naming the hook and the program, and leaves the state file alone; allow_shadowed accepts it; tcx placed
+    first passes, with the table read back from the kernel."""
+    hooks = HOOKS[:1]
+    with CniStandin(cni_standin(tmp_path), node.ns, 'eth0') as cni:
+        res = run_play([node.task(hooks=hooks, backend='clsact', verify=True, ignore_errors=True)])
+        assert [t['status'] for t in res.tasks] == ['failed'], res
+        msg = res[0]['msg']
+        assert msg.startswith('eth0 egress: shadowed: ') and 'cni_standin (id %d)' % cni.prog_id in msg, msg
+        assert 'ebpf_tc_allow_shadowed' in msg
+        assert not os.path.exists(node.state_file)
+        assert node.hooks() == {('eth0', 'egress'): 'clsact'}      # attached, and reported as shadowed
+        res = run_play([node.task(hooks=hooks, backend='clsact', verify=True, allow_shadowed=True),
+                        node.task(hooks=hooks, verify=True)])
+        assert res.rc == 0 and res.changed == [True, True], res
+        assert [l for l in res[1]['table'].splitlines() if l.startswith('eth0') and 'egress' in l], res[1]['table']
+        assert node.hooks() == {('eth0', 'egress'): 'tcx'}
+    with open(node.state_file) as src:
+        assert json.load(src)['backend'] == 'auto'
