@@ -26,12 +26,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ctypes
+import hashlib
 import json
 import os
 import re
+import shutil
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _steering, _tc, _tcx
-from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, RuleError
+from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, LibbpfError, RuleError
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import DEFAULT_ACTIONS, DIRECTIONS, type_name, validate
 
 STATE_VERSION = 1
@@ -225,8 +227,9 @@ def _ensure_bpffs():
     return True
 
 
-def _check_host(state):
-    """Everything restore() needs from the host, checked before it changes anything.
+def _check_host(state, object_path):
+    """Everything restore() needs from the host, checked before it changes anything; the object is the one
+    at `object_path` (state's, or a copy about to replace it).
 
     Returns the validated RuleSet of each hook. Raises EbpfTcError naming the hook and field.
     """
@@ -264,16 +267,19 @@ def _check_host(state):
         # opens, verifies and loads the object once with nothing pinned: a missing file, a missing
         # program or a verifier rejection fails here, before any hook changes
         try:
-            _program.check_object_path(state['object'])
-            with _libbpf.BpfObject.open(state['object']) as obj:
+            _program.check_object_path(object_path)
+            with _libbpf.BpfObject.open(object_path) as obj:
                 programs = obj.program_names()
         except EbpfTcError as err:
             raise StateError('object', str(err))
         if state['program'] not in programs:
             raise StateError('program', '%s is not in %s (it has: %s)'
-                             % (state['program'], state['object'], ', '.join(programs) or 'none'))
+                             % (state['program'], object_path, ', '.join(programs) or 'none'))
         try:
-            _program.inspect_object(state['object'], state['program'])
+            _program.inspect_object(object_path, state['program'])
+        except LibbpfError as err:
+            raise StateError('object', 'kernel %s refuses the %s object %s: %s'
+                             % (os.uname()[2], state['program'], object_path, err))
         except EbpfTcError as err:
             raise StateError('object', str(err))
     return rulesets
@@ -323,21 +329,65 @@ def load_record(path):
     return record
 
 
-def write_record(path, record):
-    """Write the record to `path` atomically when its content differs; True when it did."""
-    text = json.dumps(record, indent=4, sort_keys=True) + '\n'
+def write_text(path, text, check_mode=False):
+    """Write `text` to `path` when its content differs (atomically: a temporary file renamed over it; the
+    directory made when missing); True when it differs. The record, the state file and the object's checksum
+    go through here."""
     try:
         with open(path) as handle:
             if handle.read() == text:
                 return False
     except (IOError, OSError):
         pass
+    if not check_mode:
+        _make_parent(path)
+        temporary = '%s.%d.tmp' % (path, os.getpid())
+        with open(temporary, 'w') as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o644)
+        os.rename(temporary, path)
+    return True
+
+
+def write_json(path, data, check_mode=False):
+    """write_text() of `data` as the indented, key-sorted JSON this collection writes."""
+    return write_text(path, json.dumps(data, indent=4, sort_keys=True) + '\n', check_mode)
+
+
+def write_record(path, record):
+    """Write the record to `path` when its content differs; True when it did."""
+    return write_json(path, record)
+
+
+def _make_parent(path):
+    directory = os.path.dirname(path)
+    if directory and not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+
+
+# -- the object on the host ---------------------------------------------------------------------------
+
+def file_sha256(path):
+    """The SHA-256 of the file at `path` (hex), None when there is none."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, 'rb') as handle:
+            for block in iter(lambda: handle.read(1 << 16), b''):
+                digest.update(block)
+    except (IOError, OSError):
+        return None
+    return digest.hexdigest()
+
+
+def install_object(staged, path, sha256):
+    """Put the object `staged` (a copy the controller sent for this run) at `path`, atomically, and its
+    SHA-256 beside it in ``<path>.sha256`` (sha256sum's format)."""
+    _make_parent(path)
     temporary = '%s.%d.tmp' % (path, os.getpid())
-    with open(temporary, 'w') as handle:
-        handle.write(text)
+    shutil.copyfile(staged, temporary)
     os.chmod(temporary, 0o644)
     os.rename(temporary, path)
-    return True
+    write_text(path + '.sha256', '%s  %s\n' % (sha256, os.path.basename(path)))
 
 
 def _hook_key(hook):
@@ -355,7 +405,7 @@ def _unique_hooks(hooks):
 
 # -- converging the host -----------------------------------------------------------------------------
 
-def converge(state, record=None, check_mode=False, confirm_timeout=None):
+def converge(state, record=None, check_mode=False, confirm_timeout=None, staged_object=None):
     """Make the host match `state` (a version-1 state document) in one call; idempotent.
 
     - hooks `record` lists that `state` does not (a hook taken out of inventory) are detached with their
@@ -365,33 +415,49 @@ def converge(state, record=None, check_mode=False, confirm_timeout=None):
       for `confirm_timeout` seconds when given);
     - ``net.ipv4.conf.<if>.rp_filter=2`` on the ``rp_filter_loose`` interfaces.
 
+    `staged_object` (a path, with its SHA-256): a new object for ``state['object']``, checked (the kernel
+    loads it) with everything else and installed there (install_object) before the first hook changes; check
+    mode compares the hooks with it.
+
     Everything is checked before anything changes. `record` (load_record) is updated in place as the
     changes happen, so that a caller writing it back after a failure still lists what was created.
     Returns ``{'changed', 'netns', 'bpffs_mounted', 'hooks': [{interface, direction, pin_dir, attached,
     backend, clsact_added, prog_id, tag, rules_changed, rules, default_action, generation, counters, pending,
-    diff}], 'pruned':
+    diff}], 'object_installed', 'pruned':
     [{interface, direction, pin_dir, changed, interface_gone}], 'rp_filter': {ifname: {before, after,
     changed}}}``; ``attached`` is whether the program on the hook changed (attached or replaced).
     """
     state = check_state(state)
     netns = state['netns']
     record = empty_record(netns) if record is None else record
-    rulesets = _check_host(state)
+    staged_path, staged_sha256 = staged_object or (None, None)
+    rulesets = _check_host(state, staged_path or state['object'])
     # nothing has changed on the host before this line
-    summary = {'changed': False, 'netns': netns, 'bpffs_mounted': False, 'hooks': [], 'pruned': [], 'rp_filter': {}}
+    summary = {'changed': False, 'netns': netns, 'bpffs_mounted': False, 'object_installed': bool(staged_path),
+               'hooks': [], 'pruned': [], 'rp_filter': {}}
+    if staged_path and not check_mode:
+        install_object(staged_path, state['object'], staged_sha256)
+    # in check mode on a host without bpffs nothing of ours can run yet: every hook would be attached fresh
+    fresh = check_mode and bool(state['hooks']) and not _program.bpffs_mounted()
     if state['hooks'] and not check_mode:
         summary['bpffs_mounted'] = _ensure_bpffs()
+    summary['bpffs_mounted'] = summary['bpffs_mounted'] or fresh
     wanted = set(_hook_key(hook) for hook in state['hooks'])
-    for hook in [h for h in record['hooks'] if _hook_key(h) not in wanted]:
-        pruned = _remove_hook(hook, state, check_mode)
+    stale = [h for h in record['hooks'] if _hook_key(h) not in wanted]
+    interfaces = _tc.interface_names(netns) if stale else None
+    for hook in stale:
+        pruned = _remove_hook(hook, state, check_mode, interfaces)
         summary['pruned'].append(pruned)
         if not check_mode:
             record['hooks'].remove(hook)
     record['netns'] = netns
     # recorded before attaching: a hook whose attach fails half-way is still removed by state absent
     record['hooks'] = _unique_hooks(record['hooks'] + state['hooks'])
+    # check mode compares the hooks with the object that would be installed
+    compared = dict(state, object=staged_path) if staged_path and check_mode else state
     for hook, ruleset in zip(state['hooks'], rulesets):
-        done = _apply_hook(hook, ruleset, state, check_mode, confirm_timeout)
+        done = (_fresh_hook(hook, ruleset, compared) if fresh
+                else _apply_hook(hook, ruleset, compared, check_mode, confirm_timeout))
         if done['clsact_added'] and not check_mode:
             record['clsact_added'] = sorted(set(record['clsact_added']) | set([hook['interface']]))
         summary['hooks'].append(done)
@@ -407,7 +473,7 @@ def converge(state, record=None, check_mode=False, confirm_timeout=None):
             if before != after and not check_mode:
                 # the first value replaced is kept: a later run finds our own 2
                 record['rp_filter_previous'].setdefault(name, before)
-    summary['changed'] = (summary['bpffs_mounted']
+    summary['changed'] = (summary['bpffs_mounted'] or summary['object_installed']
                           or any(h['attached'] or h['rules_changed'] for h in summary['hooks'])
                           or any(p['changed'] for p in summary['pruned'])
                           or any(v['changed'] for v in summary['rp_filter'].values()))
@@ -439,8 +505,8 @@ def verify(state, summary, allow_shadowed=False):
                             % (where, seen['shadowed']['message']))
         attached = seen.get('attached') or {}
         steering = seen.get('steering') or {}
-        placed = attached.get('backend') == 'tcx' or (attached.get('priority') == state['priority']
-                                                       and attached.get('handle') == state['handle'])
+        placed = (attached.get('backend') == 'tcx'
+                  or (attached.get('priority'), attached.get('handle')) == (state['priority'], state['handle']))
         if (attached.get('name') != _tc.owned_name(state['program']) or attached.get('backend') != done['backend']
                 or not placed or steering.get('rules') != done['rules']
                 or steering.get('default_action') != done['default_action']):
@@ -452,6 +518,32 @@ def verify(state, summary, allow_shadowed=False):
     return problems, facts
 
 
+def _whole_set(ruleset):
+    """What applying `ruleset` to a hook that runs nothing of ours yet would do (check mode: no maps to
+    compare with, the whole set would be applied)."""
+    return {'changed': ruleset != _steering.EMPTY_SET, 'generation': None, 'counters': {}, 'pending': None,
+            'rules': ruleset.to_dicts(), 'default_action': ruleset.default_action,
+            'diff': {'before': _steering.EMPTY_SET.to_dict(), 'after': ruleset.to_dict()}}
+
+
+def _fresh_hook(hook, ruleset, state):
+    """Check mode on a host without bpffs: the program would be attached (its backend as the kernel
+    allows) and the whole set applied."""
+    netns = state['netns']
+    with _tc.open_netlink(netns, hook['interface']) as ipr:
+        backend = _program.choose_backend(state['backend'], _tc.ifindex(ipr, hook['interface']), netns)
+    tag = _program.inspect_object(state['object'], state['program']).tag
+    rules = _whole_set(ruleset)
+    nothing = {'filter': None, 'link': None, 'pins': []}
+    return {
+        'interface': hook['interface'], 'direction': hook['direction'], 'pin_dir': hook['pin_dir'],
+        'attached': True, 'backend': backend, 'clsact_added': backend == 'clsact', 'prog_id': None, 'tag': tag,
+        'rules_changed': rules['changed'], 'rules': rules['rules'], 'default_action': rules['default_action'],
+        'generation': None, 'counters': {}, 'pending': None,
+        'diff': {'attach': {'before': nothing, 'after': {'backend': backend, 'tag': tag}}, 'rules': rules['diff']},
+    }
+
+
 def _apply_hook(hook, ruleset, state, check_mode, confirm_timeout):
     netns = state['netns']
     attached = _program.filter_present(hook['interface'], hook['direction'], netns, hook['pin_dir'],
@@ -459,10 +551,7 @@ def _apply_hook(hook, ruleset, state, check_mode, confirm_timeout):
                                        check_mode=check_mode, backend=state['backend'],
                                        placement=state['placement'], relative_to=state['relative_to'])
     if check_mode and attached['before']['filter'] is None and attached['before']['link'] is None:
-        # nothing runs on the hook yet: no maps to compare with, the whole set would be applied
-        rules = {'changed': ruleset != _steering.EMPTY_SET, 'generation': None, 'counters': {}, 'pending': None,
-                 'rules': ruleset.to_dicts(), 'default_action': ruleset.default_action,
-                 'diff': {'before': _steering.EMPTY_SET.to_dict(), 'after': ruleset.to_dict()}}
+        rules = _whole_set(ruleset)     # nothing runs on the hook yet
     else:
         rules = _steering.manage(hook['pin_dir'], hook['interface'], netns=netns, state='present',
                                  rules=hook['rules'], default_action=hook['default_action'],
@@ -478,16 +567,10 @@ def _apply_hook(hook, ruleset, state, check_mode, confirm_timeout):
     }
 
 
-def _interfaces(netns):
-    """The names of the interfaces in `netns`."""
-    with _tc.open_netlink(netns) as ipr:
-        return set(link.get_attr('IFLA_IFNAME') for link in ipr.get_links())
-
-
-def _remove_hook(hook, state, check_mode, interfaces=None):
-    """Detach our program from one hook and remove its pins; only the pins when the interface is gone."""
+def _remove_hook(hook, state, check_mode, interfaces):
+    """Detach our program from one hook and remove its pins; only the pins when the interface is gone
+    (not among `interfaces`, the names in the namespace)."""
     netns = state['netns']
-    interfaces = _interfaces(netns) if interfaces is None else interfaces
     out = {'interface': hook['interface'], 'direction': hook['direction'], 'pin_dir': hook['pin_dir'],
            'interface_gone': hook['interface'] not in interfaces}
     if out['interface_gone']:
@@ -514,7 +597,7 @@ def remove(state, record, check_mode=False):
     if netns is not None and not os.path.exists(os.path.join(_tc.NETNS_DIR, netns)):
         raise StateError('netns', 'network namespace %s does not exist (no %s)'
                          % (netns, os.path.join(_tc.NETNS_DIR, netns)))
-    interfaces = _interfaces(netns)
+    interfaces = _tc.interface_names(netns)
     hooks = _unique_hooks(state['hooks'] + record['hooks'])
     summary = {'changed': False, 'hooks': [], 'clsact_removed': [], 'rp_filter': {}}
     ours = set(_hook_key(hook) for hook in hooks)

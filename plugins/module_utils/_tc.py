@@ -215,6 +215,12 @@ def open_netlink(netns=None, interface=None):
         return _Netlink(IPRoute(), about)
 
 
+def interface_names(netns=None):
+    """The names of the interfaces in `netns` (None: this namespace), as a set."""
+    with open_netlink(netns) as ipr:
+        return set(link.get_attr('IFLA_IFNAME') for link in ipr.get_links())
+
+
 def ifindex(ipr, interface):
     links = ipr.link_lookup(ifname=interface)
     if not links:

@@ -94,13 +94,13 @@ options:
     description:
       - A file on the target where the module keeps what it created (hooks and their pin dirs, qdiscs added,
         C(rp_filter) values replaced), read by the next run to prune hooks and by O(state=absent). Written
-        also when the run fails half-way; removed by O(state=absent). Its directory must exist.
+        also when the run fails half-way; removed by O(state=absent). Its directory is made when missing.
       - Without it, nothing is pruned and O(state=absent) removes only the hooks O(hooks) names.
     type: path
   state_file:
     description:
       - Where to write the state document the boot-time restore reads (only when it differs). With
-        O(persist=false) or O(state=absent) the file is removed. Its directory must exist.
+        O(persist=false) or O(state=absent) the file is removed. Its directory is made when missing.
     type: path
   persist:
     description: Whether O(state_file) is written (V(true)) or removed (V(false)).
@@ -117,6 +117,39 @@ options:
         nothing else.
     type: bool
     default: false
+  verify:
+    description:
+      - After converging (not in check mode), read every hook back from the kernel and fail, naming the hook,
+        when our program does not run there as attached, the hook has drifted from its pins, the rule set read
+        back from the maps the hook's program uses is not the one applied, or the hook is shadowed (our clsact
+        filter behind TCX programs, which end the hook for every packet they do not pass on). O(state_file) is
+        written only when this passes. The result then carries C(table), as M(ebpf.tc.tc_info) prints it.
+    type: bool
+    default: false
+  allow_shadowed:
+    description:
+      - With O(verify=true), accept a shadowed hook - for an operator who knows the TCX programs in front
+        return C(TCX_NEXT).
+    type: bool
+    default: false
+  object_src:
+    description:
+      - Path on the controller of the object O(object) must be (absolute, or found as the C(copy) module finds
+        a relative C(src)). The action plugin compares SHA-256 checksums; only when the target's copy differs
+        or is missing is the object sent, for this task only - the module loads it (a kernel that refuses it
+        fails the task, naming the kernel and the verifier's line, before anything changes), then puts it at
+        O(object) with its checksum in C(<object>.sha256) before the first hook changes. In check mode the
+        hooks are compared with it and nothing is installed.
+    type: path
+  object_sha256:
+    description:
+      - The SHA-256 O(object) must have. Set by the action plugin from O(object_src); given alone, a
+        different object fails the task.
+    type: str
+  object_staged:
+    description:
+      - Set by the action plugin, not by playbooks - where it put O(object_src) on the target for this task.
+    type: path
 attributes:
   check_mode:
     description:
@@ -133,21 +166,6 @@ attributes:
     description: Linux targets only (eBPF, TC).
     support: full
     platforms: posix
-  verify:
-    description:
-      - After converging (not in check mode), read every hook back from the kernel and fail, naming the hook,
-        when our program does not run there as attached, the hook has drifted from its pins, the rule set read
-        back from the maps the hook's program uses is not the one applied, or the hook is shadowed (our clsact
-        filter behind TCX programs, which end the hook for every packet they do not pass on). O(state_file) is
-        written only when this passes. The result then carries C(table), as M(ebpf.tc.tc_info) prints it.
-    type: bool
-    default: false
-  allow_shadowed:
-    description:
-      - With O(verify=true), accept a shadowed hook - for an operator who knows the TCX programs in front
-        return C(TCX_NEXT).
-    type: bool
-    default: false
 notes:
   - Needs root, Linux 5.11 or later, libbpf and pyroute2 on the target; bpffs is mounted when missing.
 seealso:
@@ -273,6 +291,16 @@ table:
   description: With O(verify=true), the hooks and the steering rules with their counters as a text table.
   returned: with O(verify=true), not in check mode
   type: str
+object_installed:
+  description:
+    - Whether O(object_src) was installed at O(object) (in check mode - would be) because the target's copy
+      differed.
+  returned: with O(state=present)
+  type: bool
+bpffs_mounted:
+  description: Whether the module mounted bpffs at C(/sys/fs/bpf) (in check mode - would).
+  returned: with O(state=present)
+  type: bool
 state_file_changed:
   description: Whether O(state_file) was written or removed.
   returned: always
@@ -283,7 +311,7 @@ diff:
   type: list
 '''
 
-import json
+import copy
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -292,6 +320,8 @@ from ansible_collections.ebpf.tc.plugins.module_utils import _program, _restore,
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
 from ansible_collections.ebpf.tc.plugins.module_utils._module_support import check_host
 
+# what the module answers when the object must be sent (the action plugin sends object_src and runs it again)
+OBJECT_WANTED = 'object_wanted'
 DOCUMENT_OPTIONS = ('netns', 'object', 'program', 'priority', 'handle', 'backend', 'placement', 'relative_to',
                     'hooks', 'rp_filter_loose')
 
@@ -305,23 +335,30 @@ def state_document(params):
 
 def write_state_file(path, doc, persist, check_mode):
     """Write (persist) or remove the state file; True when that changes it."""
+    if persist:
+        return _restore.write_json(path, doc, check_mode)
     exists = os.path.exists(path)
-    if not persist:
-        if exists and not check_mode:
-            os.unlink(path)
-        return exists
-    text = json.dumps(doc, indent=4, sort_keys=True) + '\n'
-    if exists:
-        with open(path) as handle:
-            if handle.read() == text:
-                return False
-    if not check_mode:
-        temporary = '%s.%d.tmp' % (path, os.getpid())
-        with open(temporary, 'w') as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o644)
-        os.rename(temporary, path)
-    return True
+    if exists and not check_mode:
+        os.unlink(path)
+    return exists
+
+
+def staged_object(params):
+    """(path, sha256) of the object to install at O(object) for this run, None when the target's copy is
+    the one wanted; OBJECT_WANTED when the action plugin should send O(object_src)."""
+    wanted = params['object_sha256']
+    if wanted is None or not params['object']:
+        return None
+    wanted = wanted.lower()
+    if _restore.file_sha256(params['object']) == wanted:
+        return None
+    staged = params['object_staged']
+    if staged is None:
+        return OBJECT_WANTED
+    found = _restore.file_sha256(staged)
+    if found != wanted:
+        raise EbpfTcError('object_staged: %s has SHA-256 %s, not %s (object_sha256)' % (staged, found, wanted))
+    return staged, wanted
 
 
 def hook_diffs(hooks):
@@ -355,10 +392,15 @@ def run(params, check_mode):
                 os.unlink(record_path)
         diff = []
     else:
+        staged = staged_object(params) if params['hooks'] else None
+        if staged == OBJECT_WANTED:     # nothing checked or changed yet: the action plugin sends object_src
+            return {'changed': False, OBJECT_WANTED: True}, []
+        loaded = copy.deepcopy(record)
         try:
-            result = _restore.converge(doc, record, check_mode, params['confirm_timeout'])
+            result = _restore.converge(doc, record, check_mode, params['confirm_timeout'], staged)
         finally:
-            if record_path and not check_mode:
+            # also after a failure half-way; a failed check changed nothing, so there is nothing to record
+            if record_path and not check_mode and record != loaded:
                 _restore.write_record(record_path, record)
         diff = hook_diffs(result['hooks'])
         for hook in result['hooks']:
@@ -395,6 +437,9 @@ ARGUMENT_SPEC = dict(
     confirm=dict(type='bool', default=False),
     verify=dict(type='bool', default=False),
     allow_shadowed=dict(type='bool', default=False),
+    object_src=dict(type='path'),     # the action plugin's (plugins/action/steering_state.py)
+    object_sha256=dict(type='str'),
+    object_staged=dict(type='path'),
 )
 
 

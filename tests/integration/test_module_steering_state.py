@@ -5,6 +5,7 @@
 """ebpf.tc.steering_state through ansible-playbook: a host's whole steering state in one call, in a
 throwaway namespace (node: eth0 and eth1, each a veth to a peer namespace)."""
 
+import hashlib
 import json
 import os
 
@@ -12,7 +13,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from nslab import Lab  # noqa: E402
-from objects import CniStandin, cni_standin  # noqa: E402
+from objects import CniStandin, cni_standin, rejected_steering  # noqa: E402
 from playbook import run_play  # noqa: E402
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program, _tc  # noqa: E402
@@ -210,3 +211,44 @@ def test_verify_reads_the_hooks_back_and_fails_on_a_shadowed_one(node, tmp_path)
         assert node.hooks() == {('eth0', 'egress'): 'tcx'}
     with open(node.state_file) as src:
         assert json.load(src)['backend'] == 'auto'
+
+
+def test_object_src_is_sent_only_when_the_hosts_copy_differs(node, tmp_path):
+    """object_src: the kernel's refusal fails the call naming the controller's file, with nothing installed;
+    check mode compares with the new object and installs nothing; the converge installs it with its checksum;
+    a re-run finds the same SHA-256 and sends nothing; a changed object_src is installed again."""
+    target = str(tmp_path / 'lib' / 'steering.bpf.o')
+    hooks = HOOKS[:1]
+    rejected = rejected_steering(tmp_path)
+    res = run_play([node.task(hooks=hooks, object=target, object_src=rejected, ignore_errors=True)])
+    assert [t['status'] for t in res.tasks] == ['failed'], res
+    msg = res[0]['msg']
+    assert msg.startswith('object: kernel %s refuses the steering object %s (object_src): ' % (os.uname()[2], rejected))
+    assert 'invalid access to packet' in msg, msg
+    assert not os.path.exists(os.path.dirname(target)) and node.hooks() == {}
+
+    res = run_play([node.task(check=True, hooks=hooks, object=target, object_src=OBJECT),
+                    node.task(hooks=hooks, object=target, object_src=OBJECT),
+                    node.task(hooks=hooks, object=target, object_src=OBJECT)])
+    assert res.rc == 0, res
+    assert res.changed == [True, True, False]
+    assert [res[i]['object_installed'] for i in range(3)] == [True, True, False]
+    assert res[0]['hooks'][0]['attached'] and 'object_wanted' not in res[0]
+    with open(OBJECT, 'rb') as src:
+        digest = hashlib.sha256(src.read()).hexdigest()
+    with open(target + '.sha256') as src:
+        assert src.read() == '%s  steering.bpf.o\n' % digest
+    with open(target, 'rb') as src:
+        assert hashlib.sha256(src.read()).hexdigest() == digest
+    assert sorted(os.listdir(os.path.dirname(target))) == ['steering.bpf.o', 'steering.bpf.o.sha256']
+    with open(node.state_file) as src:
+        assert json.load(src)['object'] == target
+
+    # another build at object_src: installed again, the hook's program replaced (same source, other bytes)
+    other = str(tmp_path / 'other.bpf.o')
+    with open(OBJECT, 'rb') as src, open(other, 'wb') as dst:
+        dst.write(src.read() + b'\0' * 8)
+    res = run_play([node.task(hooks=hooks, object=target, object_src=other)])
+    assert res.rc == 0 and res[0]['object_installed'], res
+    with open(target + '.sha256') as src:
+        assert not src.read().startswith(digest)
