@@ -23,7 +23,9 @@ import uuid
 
 import common
 import rulegen
+import bpftest
 from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject
 from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf as libbpf
 from ansible_collections.ebpf.tc.plugins.module_utils import _program
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps
@@ -82,7 +84,7 @@ class Loaded:
         self.ruleset = ruleset
         self.obj = self.maps = None
         os.makedirs(pin_dir)
-        self.obj = libbpf.BpfObject.open(path, pin_root=pin_dir)
+        self.obj = _bpfobject.BpfObject.open(path, pin_root=pin_dir)
         self.obj.load()
         self.prog_fd = self.obj.program_fd(program)
         self.info = libbpf.prog_info(self.prog_fd)
@@ -103,7 +105,7 @@ class Loaded:
         return packets
 
     def run(self, frame, repeat=1):
-        return libbpf.test_run(self.prog_fd, frame, ctx=skb_ctx(), repeat=repeat)
+        return bpftest.test_run(self.prog_fd, frame, ctx=skb_ctx(), repeat=repeat)
 
     def close(self):
         if self.maps is not None:

@@ -10,14 +10,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.errors import AnsibleAction, AnsibleActionFail, AnsibleError
-from ansible.module_utils.common.text.converters import to_text
+from ansible.errors import AnsibleAction, AnsibleActionFail
 from ansible.plugins.action import ActionBase
+
+from ansible_collections.ebpf.tc.plugins.plugin_utils._staging import find_source, send
 
 
 class ActionModule(ActionBase):
 
-    TRANSFERS_FILES = True
+    # the temporary directory is made only with src (send)
+    TRANSFERS_FILES = False
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
@@ -28,20 +30,12 @@ class ActionModule(ActionBase):
             if source is not None:
                 if args.get('object'):
                     raise AnsibleActionFail('parameters are mutually exclusive: src|object')
-                try:
-                    source = self._find_needle('files', source)
-                except AnsibleError as err:
-                    raise AnsibleActionFail(to_text(err))
-                remote = self._connection._shell.join_path(self._connection._shell.tmpdir, 'object.bpf.o')
-                self._transfer_file(source, remote)
-                self._fixup_perms2((self._connection._shell.tmpdir, remote))
-                args['object'] = remote
+                source = find_source(self, source, 'src')
+                args['object'] = send(self, source, 'object.bpf.o')
             result.update(self._execute_module(module_name='ebpf.tc.bpf_object_info', module_args=args,
                                                task_vars=task_vars))
             if source is not None:
                 result['src'] = source
         except AnsibleAction as err:
             result.update(err.result)
-        finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
         return result

@@ -13,10 +13,11 @@ __metaclass__ = type
 
 import hashlib
 
-from ansible.errors import AnsibleAction, AnsibleActionFail, AnsibleError
-from ansible.module_utils.common.text.converters import to_text
+from ansible.errors import AnsibleAction, AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.hashing import secure_hash
+
+from ansible_collections.ebpf.tc.plugins.plugin_utils._staging import find_source, send
 
 MODULE = 'ebpf.tc.steering_state'
 OBJECT_WANTED = 'object_wanted'     # the module's answer (plugins/modules/steering_state.py)
@@ -24,7 +25,7 @@ OBJECT_WANTED = 'object_wanted'     # the module's answer (plugins/modules/steer
 
 class ActionModule(ActionBase):
 
-    # the temporary directory is made only when the object must be sent
+    # the temporary directory is made only when the object must be sent (send)
     TRANSFERS_FILES = False
 
     def run(self, tmp=None, task_vars=None):
@@ -32,37 +33,24 @@ class ActionModule(ActionBase):
         del tmp  # tmp no longer has any effect
         args = self._task.args.copy()
         source = args.pop('object_src', None)
-        made_tmp = False
         try:
             if args.get('object_staged'):
                 raise AnsibleActionFail('object_staged is set by the action plugin from object_src, not by a task')
             if source is not None:
                 if not args.get('object'):
                     raise AnsibleActionFail('object: required with object_src (where the object goes on the target)')
-                try:
-                    source = self._find_needle('files', source)
-                except AnsibleError as err:
-                    raise AnsibleActionFail('object_src: %s' % to_text(err))
+                source = find_source(self, source, 'object_src')
                 args['object_sha256'] = secure_hash(source, hash_func=hashlib.sha256)
             done = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
             if done.pop(OBJECT_WANTED, False):
                 if source is None:
-                    raise AnsibleActionFail('object: %s does not have SHA-256 %s (object_sha256), and there is no '
-                                            'object_src to install' % (args['object'], args['object_sha256']))
-                if self._connection._shell.tmpdir is None:
-                    self._make_tmp_path()
-                    made_tmp = True
-                staged = self._connection._shell.join_path(self._connection._shell.tmpdir, 'object.bpf.o')
-                self._transfer_file(source, staged)
-                self._fixup_perms2((self._connection._shell.tmpdir, staged))
-                args['object_staged'] = staged
+                    raise AnsibleActionFail('object: %s does not have SHA-256 %s (object_sha256), and there is '
+                                            'no object_src to install' % (args['object'], args['object_sha256']))
+                args['object_staged'] = send(self, source, 'object.bpf.o')
                 done = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
                 if done.get('msg'):     # name the controller's file, not this task's copy
-                    done['msg'] = done['msg'].replace(staged, '%s (object_src)' % source)
+                    done['msg'] = done['msg'].replace(args['object_staged'], '%s (object_src)' % source)
             result.update(done)
         except AnsibleAction as err:
             result.update(err.result)
-        finally:
-            if made_tmp:
-                self._remove_tmp_path(self._connection._shell.tmpdir)
         return result

@@ -429,6 +429,22 @@ def return_path_interfaces(return_paths):
     return out
 
 
+def shadowed_hooks(hooks, facts, backend='auto', allow_shadowed=False):
+    """With `backend` clsact (and not `allow_shadowed`), one message per hook of `hooks` whose interface and
+    direction run TCX programs that are not ours in `facts` (ebpf.tc.tc_info's result): our clsact filter
+    would run behind them, and they end the hook for every packet they do not pass on. [] otherwise."""
+    if backend != 'clsact' or allow_shadowed:
+        return []
+    interfaces = (facts or {}).get('interfaces') or {}
+    out = []
+    for hook in hooks or []:
+        seen = (interfaces.get(hook['interface']) or {}).get(hook['direction']) or {}
+        foreign = [entry['prog_name'] for entry in seen.get('tcx') or [] if not entry.get('owned')]
+        if foreign:
+            out.append('%s %s runs the TCX programs %s' % (hook['interface'], hook['direction'], ', '.join(foreign)))
+    return out
+
+
 class FilterModule(object):
     """ebpf.tc filters for the steering role."""
 
@@ -436,4 +452,5 @@ class FilterModule(object):
         return {
             'steering_hooks': steering_hooks,
             'return_path_interfaces': return_path_interfaces,
+            'shadowed_hooks': shadowed_hooks,
         }

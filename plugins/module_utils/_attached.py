@@ -43,7 +43,7 @@ def program_info(prog_id):
         os.close(fd)
 
 
-def _pinned_kind(path):
+def pinned_object(path):
     """('prog', ProgInfo) or ('map', MapInfo) of the object pinned at path; (None, None) for anything else."""
     try:
         fd = _libbpf.obj_get(path)
@@ -62,22 +62,33 @@ def _pinned_kind(path):
         os.close(fd)
 
 
-def pinned(pin_dir, program=None):
-    """What pin_dir holds: {'path', 'program': {'name', 'id', 'tag'} of the pin named `program` (None when
-    absent or not given), 'maps': {pin name: map id}}."""
-    out = {'path': pin_dir, 'program': None, 'maps': {}}
+def read_pins(pin_dir):
+    """What is pinned directly in pin_dir, read from the kernel: {'path', 'programs': [{'name' (the pin's),
+    'id', 'tag', 'prog_name'}], 'maps': [{'name', 'id', 'type', 'key_size', 'value_size', 'max_entries'}]}
+    in name order; anything else pinned there (links) is left out. The one reader of a pin directory."""
+    out = {'path': pin_dir, 'programs': [], 'maps': []}
     if not os.path.isdir(pin_dir):
         return out
     for name in sorted(os.listdir(pin_dir)):
         path = os.path.join(pin_dir, name)
         if os.path.isdir(path):
             continue
-        kind, info = _pinned_kind(path)
-        if kind == 'map':
-            out['maps'][name] = info.id
-        elif kind == 'prog' and name == program:
-            out['program'] = {'name': name, 'id': info.id, 'tag': info.tag}
+        kind, info = pinned_object(path)
+        if kind == 'prog':
+            out['programs'].append({'name': name, 'id': info.id, 'tag': info.tag, 'prog_name': info.name})
+        elif kind == 'map':
+            out['maps'].append({'name': name, 'id': info.id, 'type': info.type, 'key_size': info.key_size,
+                                'value_size': info.value_size, 'max_entries': info.max_entries})
     return out
+
+
+def pinned(pin_dir, program=None):
+    """read_pins() as drift_of() compares it: {'path', 'program': {'name', 'id', 'tag'} of the pin named
+    `program` (None when absent or not given), 'maps': {pin name: map id}}."""
+    pins = read_pins(pin_dir)
+    found = [p for p in pins['programs'] if program is not None and p['name'] == program]
+    return {'path': pin_dir, 'program': dict((k, found[0][k]) for k in ('name', 'id', 'tag')) if found else None,
+            'maps': dict((m['name'], m['id']) for m in pins['maps'])}
 
 
 def _walk_pins(root):
@@ -96,7 +107,7 @@ def find_pin_dir(prog_id, program, root=BPFFS):
     named `program` are opened, so a crowded bpffs costs a directory walk)."""
     for directory, files in _walk_pins(root):
         if program in files:
-            kind, info = _pinned_kind(os.path.join(directory, program))
+            kind, info = pinned_object(os.path.join(directory, program))
             if kind == 'prog' and info.id == prog_id:
                 return directory
     return None

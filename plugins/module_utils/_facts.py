@@ -12,8 +12,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-
 from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program, _tc
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import DIRECTIONS, PROTO_NAMES
@@ -73,38 +71,13 @@ def rp_filters(ifnames, netns=None):
 # -- pins ----------------------------------------------------------------------------------------
 
 def pins_of(pin_dir):
-    """What is pinned directly in pin_dir: programs (name, id, tag) and maps (name, id, type, sizes)."""
-    from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf
+    """What is pinned directly in pin_dir (_attached.read_pins), map types by name."""
     from ansible_collections.ebpf.tc.plugins.module_utils._mapcodec import type_name
 
-    out = {'path': pin_dir, 'programs': [], 'maps': []}
-    if not os.path.isdir(pin_dir):
-        return out
-    for name in sorted(os.listdir(pin_dir)):
-        path = os.path.join(pin_dir, name)
-        if os.path.isdir(path):
-            continue
-        try:
-            fd = _libbpf.obj_get(path)
-        except EbpfTcError:
-            continue
-        try:
-            try:
-                prog = _libbpf.prog_info(fd)
-                out['programs'].append({'name': name, 'id': prog.id, 'tag': prog.tag, 'prog_name': prog.name})
-                continue
-            except EbpfTcError:
-                pass
-            try:
-                info = _libbpf.map_info(fd)
-            except EbpfTcError:
-                continue
-            out['maps'].append({'name': name, 'id': info.id, 'type': type_name(info.type),
-                                'key_size': info.key_size, 'value_size': info.value_size,
-                                'max_entries': info.max_entries})
-        finally:
-            os.close(fd)
-    return out
+    pins = _attached.read_pins(pin_dir)
+    for entry in pins['maps']:
+        entry['type'] = type_name(entry['type'])
+    return pins
 
 
 def is_steering_dir(pins):
@@ -146,27 +119,15 @@ def proto_name(key):
 
 # -- the whole picture ---------------------------------------------------------------------------
 
-def _link_names(ipr):
-    names = {}
-    for link in ipr.get_links():
-        names[link['index']] = link.get_attr('IFLA_IFNAME')
-    return names
-
-
 def _qdiscs(ipr, index):
-    out = []
-    for msg in ipr.get_qdiscs(index=index):
-        if msg['index'] != index:
-            continue
-        out.append({'kind': msg.get_attr('TCA_KIND'), 'handle': tc_handle(msg['handle']),
-                    'parent': tc_handle(msg['parent'])})
-    return out
+    return [{'kind': kind, 'handle': tc_handle(handle), 'parent': tc_handle(parent)}
+            for kind, handle, parent in _tc.qdiscs(ipr, index)]
 
 
 def gather(netns=None, interface=None, directions=DIRECTIONS):
     """Facts of one interface (or every interface of the namespace): {'interfaces': {name: {...}}}."""
     with _tc.open_netlink(netns) as ipr:
-        names = _link_names(ipr)
+        names = _tc.link_names(ipr)
         if interface is not None:
             indexes = [i for i, n in names.items() if n == interface]
             if not indexes:

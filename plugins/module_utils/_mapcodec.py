@@ -295,11 +295,11 @@ def diff_of(plan_, kind):
 # -- against a pinned map ------------------------------------------------------------------------
 
 def open_pinned_map(path):
-    """The map pinned at `path` (a _libbpf.Map), with clear errors for a missing pin or a program."""
+    """The map pinned at `path` (a _bpfmap.Map), with clear errors for a missing pin or a program."""
     import errno
     import os
 
-    from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf
+    from ansible_collections.ebpf.tc.plugins.module_utils import _bpfmap, _libbpf
     from ansible_collections.ebpf.tc.plugins.module_utils._errors import LibbpfError
 
     if not os.path.lexists(path):
@@ -326,7 +326,7 @@ def open_pinned_map(path):
         if err.errno == errno.EINVAL and 'BPF prog' in str(err):
             raise CodecError('%s is a pinned BPF program, not a map' % path)
         raise CodecError('%s is not a BPF map: %s' % (path, err))
-    bpf_map = _libbpf.Map(fd, owned=True)
+    bpf_map = _bpfmap.Map(fd, owned=True)
     bpf_map._info = info
     return bpf_map
 
@@ -337,7 +337,7 @@ def article(word):
 
 
 def shape_of(bpf_map):
-    """The MapShape of a _libbpf.Map; refuses map types whose values are not plain bytes."""
+    """The MapShape of a _bpfmap.Map; refuses map types whose values are not plain bytes."""
     info = bpf_map.info
     kind = type_name(info.type)
     if kind not in SUPPORTED_TYPES:

@@ -17,7 +17,7 @@ import collections
 import ctypes
 import os
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _libbpf, _tc, _tcx
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _bpfmap, _bpfobject, _libbpf, _tc, _tcx
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, LibbpfError
 
 # Below 5.11 bpf_redirect_neigh takes no next hop: the verifier accepts the object and the redirect then drops
@@ -99,44 +99,6 @@ def check_pin_dir(pin_dir):
                           '%#x; use a directory under %s' % (pin_dir, existing, magic, BPFFS))
 
 
-def load_and_pin(object_path, program, pin_dir):
-    """Load `object_path`, pin its maps and `program` under pin_dir; returns (prog_fd, prog_info).
-
-    The caller owns prog_fd. Nothing is pinned when the object fails to open, verify or load.
-    """
-    check_kernel()
-    if not os.path.isfile(object_path):
-        raise EbpfTcError('BPF object %s does not exist' % object_path)
-    if not bpffs_mounted():
-        raise EbpfTcError('no bpf filesystem is mounted at %s (mount -t bpf bpf %s)' % (BPFFS, BPFFS))
-    if not os.path.isdir(pin_dir):
-        os.makedirs(pin_dir)
-    obj = _libbpf.BpfObject.open(object_path, pin_root=pin_dir)
-    try:
-        if program not in obj.program_names():
-            raise EbpfTcError('program %s is not in %s (it has: %s)'
-                              % (program, object_path, ', '.join(obj.program_names()) or 'none'))
-        for name in obj.map_names():
-            if not obj.is_internal(name):
-                # maps without LIBBPF_PIN_BY_NAME are pinned too, so every object's state persists
-                obj.set_map_pin_path(name, os.path.join(pin_dir, name))
-        obj.load()
-        fd = os.dup(obj.program_fd(program))
-    finally:
-        obj.close()
-    try:
-        pin = os.path.join(pin_dir, program)
-        tmp = pin + '_new'  # bpffs refuses names with a dot
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        _libbpf.obj_pin(fd, tmp)
-        os.rename(tmp, pin)
-        return fd, _libbpf.prog_info(fd)
-    except Exception:
-        os.close(fd)
-        raise
-
-
 def remove_pins(pin_dir, root=PIN_ROOT):
     """Remove pin_dir with everything pinned in it (pins unlink like files), then its parents while
     empty, up to and excluding `root`. A missing pin_dir is fine."""
@@ -207,7 +169,7 @@ def elf_section_names(path):
 def _open_object(object_path, pin_root=None):
     check_object_path(object_path)
     try:
-        return _libbpf.BpfObject.open(object_path, pin_root=pin_root)
+        return _bpfobject.BpfObject.open(object_path, pin_root=pin_root)
     except LibbpfError as err:
         try:
             legacy = 'maps' in elf_section_names(object_path)
@@ -275,19 +237,8 @@ def object_check(object_path, program=None):
 
 def pinned_program(pin_dir, program):
     """ProgInfo of the program pinned at pin_dir/program, or None when nothing (or no program) is there."""
-    path = os.path.join(pin_dir, program)
-    if not os.path.exists(path):
-        return None
-    try:
-        fd = _libbpf.obj_get(path)
-    except LibbpfError:
-        return None
-    try:
-        return _libbpf.prog_info(fd)
-    except LibbpfError:
-        return None
-    finally:
-        os.close(fd)
+    kind, info = _attached.pinned_object(os.path.join(pin_dir, program))
+    return info if kind == 'prog' else None
 
 
 def pinned_map_def(path):
@@ -295,7 +246,7 @@ def pinned_map_def(path):
     if not os.path.exists(path):
         return None
     try:
-        with _libbpf.Map.from_pin(path) as pinned:
+        with _bpfmap.Map.from_pin(path) as pinned:
             mi = pinned.info
     except LibbpfError:
         return None

@@ -32,7 +32,7 @@ import os
 import re
 import shutil
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _steering, _tc, _tcx
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject, _libbpf, _program, _steering, _tc, _tcx
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, LibbpfError, RuleError
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import DEFAULT_ACTIONS, DIRECTIONS, type_name, validate
 
@@ -242,7 +242,7 @@ def _check_host(state, object_path):
                          % (netns, os.path.join(_tc.NETNS_DIR, netns)))
     rulesets = []
     with _tc.open_netlink(netns) as ipr:
-        names = _steering.InterfaceNames(ipr)
+        names = _tc.InterfaceNames(ipr)
         for index, hook in enumerate(state['hooks']):
             field = 'hooks[%d]' % index
             if not names.exists(hook['interface']):
@@ -268,7 +268,7 @@ def _check_host(state, object_path):
         # program or a verifier rejection fails here, before any hook changes
         try:
             _program.check_object_path(object_path)
-            with _libbpf.BpfObject.open(object_path) as obj:
+            with _bpfobject.BpfObject.open(object_path) as obj:
                 programs = obj.program_names()
         except EbpfTcError as err:
             raise StateError('object', str(err))

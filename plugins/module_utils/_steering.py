@@ -19,11 +19,11 @@ import time
 from collections import namedtuple
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
-from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _libbpf, _program, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _bpfmap, _libbpf, _program, _tc
 from ansible_collections.ebpf.tc.plugins.module_utils._confirm import Pending
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, RuleError
-from ansible_collections.ebpf.tc.plugins.module_utils._rules import (
-    RuleSet, Tables, compile_tables, decode_tables, validate)
+from ansible_collections.ebpf.tc.plugins.module_utils._classifier import Tables, compile_tables, decode_tables
+from ansible_collections.ebpf.tc.plugins.module_utils._rules import RuleSet, validate
 
 STEERING_MAPS = (
     L.MAP_ACTIVE_SET, L.MAP_SRC_PREFIXES, L.MAP_DST_PREFIXES, L.MAP_PROTO_CLASS, L.MAP_SPORT_CLASS,
@@ -53,12 +53,12 @@ class SteeringMaps:
                 if maps is not None:
                     if name not in maps:
                         raise EbpfTcError('%s has no map %s' % (pin_dir, name))
-                    self._maps[name] = _libbpf.Map.from_id(maps[name])
+                    self._maps[name] = _bpfmap.Map.from_id(maps[name])
                     continue
                 path = os.path.join(pin_dir, name)
                 if not os.path.exists(path):
                     raise EbpfTcError('no map %s there' % name)
-                self._maps[name] = _libbpf.Map.from_pin(path)
+                self._maps[name] = _bpfmap.Map.from_pin(path)
         except Exception:
             self.close()
             raise
@@ -73,7 +73,7 @@ class SteeringMaps:
         ids = {}
         for map_id in info.map_ids:
             try:
-                with _libbpf.Map.from_id(map_id) as bpf_map:
+                with _bpfmap.Map.from_id(map_id) as bpf_map:
                     ids[bpf_map.info.name] = map_id
             except EbpfTcError:
                 continue
@@ -102,7 +102,7 @@ class SteeringMaps:
         inner_id = self[L.MAP_ACTIVE_SET].lookup(_ZERO)
         if inner_id is None:
             return None
-        inner = _libbpf.Map.from_id(L.unpack_u32(inner_id))
+        inner = _bpfmap.Map.from_id(L.unpack_u32(inner_id))
         try:
             value = inner.lookup(_ZERO)
         finally:
@@ -308,7 +308,7 @@ class SteeringMaps:
         The kernel returns from a map-in-map update made from user space only after the programs that
         could still see the old inner map have finished, so the old slot is free afterwards.
         """
-        inner = _libbpf.create_map(_libbpf.BPF_MAP_TYPE_ARRAY, 4, L.SET_HEADER_SIZE, 1, name='set_header')
+        inner = _bpfmap.create_map(_libbpf.BPF_MAP_TYPE_ARRAY, 4, L.SET_HEADER_SIZE, 1, name='set_header')
         try:
             inner.update(_ZERO, L.pack_header(header))
             self[L.MAP_ACTIVE_SET].update(_ZERO, L.pack_u32(inner.fd))
@@ -325,40 +325,6 @@ class SteeringMaps:
 EMPTY_SET = RuleSet('pass', ())
 NOT_PINNED = ('no steering program is pinned at %s (%s): attach files/bpf/steering.bpf.o with '
               'ebpf.tc.bpf_filter first')
-
-
-class InterfaceNames:
-    """Interface name <-> ifindex in one namespace, through an open rtnetlink socket (cached)."""
-
-    def __init__(self, ipr):
-        self.ipr = ipr
-        self.indexes = {}
-        self.names = {}
-
-    def ifindex(self, name):
-        if name not in self.indexes:
-            links = self.ipr.link_lookup(ifname=name)
-            self.indexes[name] = links[0] if links else 0
-            if links:
-                self.names[links[0]] = name
-        return self.indexes[name]
-
-    def exists(self, name):
-        return self.ifindex(name) > 0
-
-    def ifname(self, index):
-        if index not in self.names:
-            name = None
-            try:
-                links = self.ipr.get_links(index)
-                if links:
-                    name = links[0].get_attr('IFLA_IFNAME')
-            except Exception:  # NetlinkError ENODEV: the interface is gone
-                name = None
-            self.names[index] = name
-            if name is not None:
-                self.indexes.setdefault(name, index)
-        return self.names[index]
 
 
 def open_maps(pin_dir, hook=None):
@@ -486,7 +452,7 @@ def manage(pin_dir, interface, netns=None, state='present', rules=None, default_
     with pending.locked(create=not check_mode):
         with _tc.open_netlink(netns) as ipr:
             index = _tc.ifindex(ipr, interface)  # the hook's interface must exist where we look for it
-            names = InterfaceNames(ipr)
+            names = _tc.InterfaceNames(ipr)
             desired = None
             if wanted is not None:
                 desired = validate(wanted[0], wanted[1], interface_exists=names.exists)

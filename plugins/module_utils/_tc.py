@@ -215,10 +215,55 @@ def open_netlink(netns=None, interface=None):
         return _Netlink(IPRoute(), about)
 
 
+def link_names(ipr):
+    """{ifindex: name} of every interface of the socket's namespace."""
+    return dict((link['index'], link.get_attr('IFLA_IFNAME')) for link in ipr.get_links())
+
+
 def interface_names(netns=None):
     """The names of the interfaces in `netns` (None: this namespace), as a set."""
     with open_netlink(netns) as ipr:
-        return set(link.get_attr('IFLA_IFNAME') for link in ipr.get_links())
+        return set(link_names(ipr).values())
+
+
+class InterfaceNames:
+    """Interface name <-> ifindex in one namespace, through an open rtnetlink socket (cached)."""
+
+    def __init__(self, ipr):
+        self.ipr = ipr
+        self.indexes = {}
+        self.names = {}
+
+    def ifindex(self, name):
+        if name not in self.indexes:
+            links = self.ipr.link_lookup(ifname=name)
+            self.indexes[name] = links[0] if links else 0
+            if links:
+                self.names[links[0]] = name
+        return self.indexes[name]
+
+    def exists(self, name):
+        return self.ifindex(name) > 0
+
+    def ifname(self, index):
+        if index not in self.names:
+            name = None
+            try:
+                links = self.ipr.get_links(index)
+                if links:
+                    name = links[0].get_attr('IFLA_IFNAME')
+            except NetlinkError:    # ENODEV: the interface is gone
+                name = None
+            self.names[index] = name
+            if name is not None:
+                self.indexes.setdefault(name, index)
+        return self.names[index]
+
+
+def qdiscs(ipr, index):
+    """(kind, handle, parent) of each qdisc on the interface."""
+    return [(msg.get_attr('TCA_KIND'), msg['handle'], msg['parent'])
+            for msg in ipr.get_qdiscs(index=index) if msg['index'] == index]
 
 
 def ifindex(ipr, interface):

@@ -29,8 +29,9 @@ from hypothesis import HealthCheck, Phase, settings
 
 import model
 import strategies
+import bpftest
 from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf as libbpf
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject
 from ansible_collections.ebpf.tc.plugins.module_utils import _rules
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps
 
@@ -109,7 +110,7 @@ class Steering:
         os.makedirs(self.pin_dir)
         self.obj = self.maps = None
         try:
-            self.obj = libbpf.BpfObject.open(path, pin_root=self.pin_dir)
+            self.obj = _bpfobject.BpfObject.open(path, pin_root=self.pin_dir)
             self.obj.load()
             self.prog_fd = self.obj.program_fd(PROGRAM)
             self.maps = SteeringMaps(self.pin_dir)
@@ -153,7 +154,7 @@ class Steering:
 
     def run(self, frame, mark=MARK_IN):
         """The kernel's verdict alone."""
-        out = libbpf.test_run(self.prog_fd, frame, ctx=skb_ctx(mark))
+        out = bpftest.test_run(self.prog_fd, frame, ctx=skb_ctx(mark))
         return Result(out.retval, struct.unpack_from('<I', out.ctx_out, SKB_MARK_OFFSET)[0])
 
     def check(self, frame, context='', mark_in=MARK_IN):

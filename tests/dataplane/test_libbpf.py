@@ -26,6 +26,9 @@ import uuid
 
 import pytest
 
+import bpftest
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfmap, _bpfobject
+
 from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf as libbpf
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import LibbpfError
 
@@ -111,7 +114,7 @@ def pin_dir():
 @pytest.fixture
 def loaded(objects):
     """drop_icmp.o, opened and loaded, with nothing pinned (no pin_root)."""
-    with libbpf.BpfObject.open(objects['drop_icmp']) as obj:
+    with _bpfobject.BpfObject.open(objects['drop_icmp']) as obj:
         obj.load()
         yield obj
 
@@ -126,7 +129,7 @@ def test_library_facts():
 
 
 def test_open_lists_programs_and_maps(objects):
-    with libbpf.BpfObject.open(objects['drop_icmp']) as obj:
+    with _bpfobject.BpfObject.open(objects['drop_icmp']) as obj:
         assert obj.program_names() == ['drop_icmp']
         names = obj.map_names()
         assert {'mark_cfg', 'verdicts', 'by_proto', 'prefixes', 'locked'} <= set(names)
@@ -146,18 +149,18 @@ def test_test_run_verdicts_and_mark(loaded):
     prog_fd = loaded.program_fd('drop_icmp')
     icmp, udp = ipv4_frame(1), ipv4_frame(17)
 
-    dropped = libbpf.test_run(prog_fd, icmp, ctx=skb_ctx())
+    dropped = bpftest.test_run(prog_fd, icmp, ctx=skb_ctx())
     assert dropped.retval == TC_ACT_SHOT
     assert ctx_mark(dropped.ctx_out) == DEFAULT_MARK
     assert dropped.data_out == icmp
 
-    passed = libbpf.test_run(prog_fd, udp, ctx=skb_ctx(mark=7), repeat=3)
+    passed = bpftest.test_run(prog_fd, udp, ctx=skb_ctx(mark=7), repeat=3)
     assert passed.retval == TC_ACT_UNSPEC
     assert ctx_mark(passed.ctx_out) == DEFAULT_MARK
     assert len(passed.ctx_out) == SKB_CTX_SIZE
 
     # No ctx: nothing to read back, the verdict is still there.
-    bare = libbpf.test_run(prog_fd, b'\xff' * 14)
+    bare = bpftest.test_run(prog_fd, b'\xff' * 14)
     assert (bare.retval, bare.ctx_out) == (TC_ACT_UNSPEC, b'')
 
     verdicts = loaded.map('verdicts')
@@ -169,7 +172,7 @@ def test_test_run_verdicts_and_mark(loaded):
 
 def test_test_run_rejects_a_runt_frame(loaded):
     with pytest.raises(LibbpfError, match='test-run') as err:
-        libbpf.test_run(loaded.program_fd('drop_icmp'), b'\0' * 4)
+        bpftest.test_run(loaded.program_fd('drop_icmp'), b'\0' * 4)
     assert err.value.errno == errno.EINVAL
 
 
@@ -180,17 +183,17 @@ def test_array_of_maps_with_inner_map_from_create_map(loaded):
         libbpf.BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4)
     assert outer.lookup(ZERO) is None
 
-    with libbpf.create_map(libbpf.BPF_MAP_TYPE_ARRAY, 4, 4, 1, name='mark_inner') as inner:
+    with _bpfmap.create_map(libbpf.BPF_MAP_TYPE_ARRAY, 4, 4, 1, name='mark_inner') as inner:
         assert inner.info.name == 'mark_inner'
         inner.update(ZERO, u32(0x77))
         outer.update(ZERO, u32(inner.fd))          # update takes an fd...
         assert outer.lookup(ZERO) == u32(inner.info.id)   # ...lookup gives the id
     # The outer map holds its own reference: closing our fd changes nothing.
-    assert ctx_mark(libbpf.test_run(prog_fd, ipv4_frame(17), ctx=skb_ctx()).ctx_out) == 0x77
+    assert ctx_mark(bpftest.test_run(prog_fd, ipv4_frame(17), ctx=skb_ctx()).ctx_out) == 0x77
 
     assert outer.delete(ZERO) is True
     assert outer.delete(ZERO) is False
-    assert ctx_mark(libbpf.test_run(prog_fd, ipv4_frame(17), ctx=skb_ctx()).ctx_out) == DEFAULT_MARK
+    assert ctx_mark(bpftest.test_run(prog_fd, ipv4_frame(17), ctx=skb_ctx()).ctx_out) == DEFAULT_MARK
 
 
 def test_hash_map_crud(loaded):
@@ -218,7 +221,7 @@ def test_hash_map_crud(loaded):
 
     keys = [u32(i) for i in range(100)]
     values = [u64(i * i) for i in range(100)]
-    by_proto.update_batch(keys, values)
+    bpftest.update_batch(by_proto, keys, values)
     assert dict(by_proto.items()) == dict(zip(keys, values))
     assert dict(by_proto.lookup_batch(chunk=7)) == dict(zip(keys, values))
     assert sorted(by_proto.keys()) == sorted(keys)
@@ -227,7 +230,7 @@ def test_hash_map_crud(loaded):
 def test_keys_while_deleting_every_entry(loaded):
     by_proto = loaded.map('by_proto')
     keys = [u32(i) for i in range(50)]
-    by_proto.update_batch(keys, [u64(0)] * 50)
+    bpftest.update_batch(by_proto, keys, [u64(0)] * 50)
     seen = []
     for key in by_proto.keys():
         seen.append(key)
@@ -246,7 +249,7 @@ def test_lpm_trie(loaded):
     assert prefixes.info.type == libbpf.BPF_MAP_TYPE_LPM_TRIE
     assert prefixes.info.flags & libbpf.BPF_F_NO_PREALLOC
     prefixes.update(lpm_key('10.0.0.0/8'), u32(1))
-    prefixes.update_batch([lpm_key('10.1.0.0/16'), lpm_key('0.0.0.0/0')], [u32(2), u32(3)])
+    bpftest.update_batch(prefixes, [lpm_key('10.1.0.0/16'), lpm_key('0.0.0.0/0')], [u32(2), u32(3)])
 
     # A user-space lookup on an LPM trie is a longest-prefix match too.
     assert prefixes.lookup(lpm_key('10.1.2.3/32')) == u32(2)
@@ -274,7 +277,7 @@ def test_percpu_array(loaded):
     with pytest.raises(LibbpfError, match='value is 8 bytes') if ncpus > 1 else contextlib.nullcontext():
         verdicts.update(u32(1), u64(1))
 
-    verdicts.update_batch([u32(0), u32(1)], [bytes(8 * ncpus)] * 2)
+    bpftest.update_batch(verdicts, [u32(0), u32(1)], [bytes(8 * ncpus)] * 2)
     assert dict(verdicts.lookup_batch()) == {u32(0): bytes(8 * ncpus), u32(1): bytes(8 * ncpus)}
     assert verdicts.lookup(u32(2)) is None          # past max_entries
     with pytest.raises(LibbpfError) as err:
@@ -292,7 +295,7 @@ def test_spin_locked_values(loaded):
 
 
 def test_verifier_rejection_carries_the_end_of_the_log(objects):
-    with libbpf.BpfObject.open(objects['rejected']) as obj:
+    with _bpfobject.BpfObject.open(objects['rejected']) as obj:
         with pytest.raises(LibbpfError) as err:
             obj.load()
         with pytest.raises(LibbpfError, match='not loaded'):
@@ -310,7 +313,7 @@ def test_verifier_rejection_carries_the_end_of_the_log(objects):
 
     # The next error does not drag the old log along.
     with pytest.raises(LibbpfError) as later:
-        libbpf.BpfObject.open(objects['rejected'] + '.missing')
+        _bpfobject.BpfObject.open(objects['rejected'] + '.missing')
     assert 'invalid access' not in str(later.value)
 
 
@@ -318,7 +321,7 @@ def test_log_is_captured_per_thread(objects):
     errors = []
 
     def load_rejected():
-        with libbpf.BpfObject.open(objects['rejected']) as obj:
+        with _bpfobject.BpfObject.open(objects['rejected']) as obj:
             try:
                 obj.load()
             except LibbpfError as exc:
@@ -331,11 +334,11 @@ def test_log_is_captured_per_thread(objects):
 
 
 def test_program_without_known_section_loads_as_tc(objects):
-    with libbpf.BpfObject.open(objects['untyped_section']) as obj:
+    with _bpfobject.BpfObject.open(objects['untyped_section']) as obj:
         obj.load()
         info = libbpf.prog_info(obj.program_fd('untyped'))
         assert info.type == libbpf.BPF_PROG_TYPE_SCHED_CLS
-        assert libbpf.test_run(obj.program_fd('untyped'), b'\0' * 14).retval == TC_ACT_SHOT
+        assert bpftest.test_run(obj.program_fd('untyped'), b'\0' * 14).retval == TC_ACT_SHOT
 
 
 def test_missing_program_and_map(loaded):
@@ -352,25 +355,25 @@ def test_missing_program_and_map(loaded):
 def test_open_missing_file(tmp_path):
     path = str(tmp_path / 'absent.o')
     with pytest.raises(LibbpfError) as err:
-        libbpf.BpfObject.open(path)
+        _bpfobject.BpfObject.open(path)
     assert err.value.errno == errno.ENOENT
     assert str(err.value).startswith('cannot open BPF object %s: No such file or directory' % path)
 
 
 def test_open_non_bpf_file():
     with pytest.raises(LibbpfError) as err:
-        libbpf.BpfObject.open('/bin/true')
+        _bpfobject.BpfObject.open('/bin/true')
     assert str(err.value).startswith('cannot open BPF object /bin/true: ')
     assert err.value.errno
 
 
 def test_closed_object_and_map(objects):
-    obj = libbpf.BpfObject.open(objects['drop_icmp'])
+    obj = _bpfobject.BpfObject.open(objects['drop_icmp'])
     obj.close()
     obj.close()
     with pytest.raises(LibbpfError, match='closed'):
         obj.load()
-    bpf_map = libbpf.create_map(libbpf.BPF_MAP_TYPE_HASH, 4, 4, 8)
+    bpf_map = _bpfmap.create_map(libbpf.BPF_MAP_TYPE_HASH, 4, 4, 8)
     bpf_map.close()
     with pytest.raises(LibbpfError, match='closed') as err:
         bpf_map.lookup(ZERO)
@@ -399,7 +402,7 @@ def test_ids_to_fds(loaded):
     finally:
         libbpf.close_fd(fd)
     map_id = loaded.map('verdicts').info.id
-    with libbpf.Map.from_id(map_id) as bpf_map:
+    with _bpfmap.Map.from_id(map_id) as bpf_map:
         assert bpf_map.info.name == 'verdicts'
     with pytest.raises(LibbpfError, match='map id 4294967295') as err:
         libbpf.map_fd_by_id(0xffffffff)
@@ -408,7 +411,7 @@ def test_ids_to_fds(loaded):
 
 def test_create_map_failure_names_the_map():
     with pytest.raises(LibbpfError, match='cannot create map bad_map .*key 0') as err:
-        libbpf.create_map(libbpf.BPF_MAP_TYPE_HASH, 0, 4, 8, name='bad_map')
+        _bpfmap.create_map(libbpf.BPF_MAP_TYPE_HASH, 0, 4, 8, name='bad_map')
     assert err.value.errno == errno.EINVAL
 
 
@@ -423,7 +426,7 @@ def test_pins_and_atomic_replace(objects, loaded, pin_dir):
     finally:
         libbpf.close_fd(fd)
     with pytest.raises(LibbpfError, match='is a BPF prog, not a BPF map'):
-        libbpf.Map.from_pin(prog_pin)
+        _bpfmap.Map.from_pin(prog_pin)
     with pytest.raises(LibbpfError, match='cannot pin program drop_icmp') as err:
         loaded.pin_program('drop_icmp', prog_pin)
     assert err.value.errno == errno.EEXIST
@@ -434,7 +437,7 @@ def test_pins_and_atomic_replace(objects, loaded, pin_dir):
     assert err.value.errno == errno.EPERM
 
     # Pin the replacement under a temporary name, then rename it over the old pin: one atomic step.
-    with libbpf.BpfObject.open(objects['untyped_section']) as new:
+    with _bpfobject.BpfObject.open(objects['untyped_section']) as new:
         new.load()
         new_id = libbpf.prog_info(new.program_fd('untyped')).id
         new.pin_program('untyped', prog_pin + '_new')
@@ -446,10 +449,10 @@ def test_pins_and_atomic_replace(objects, loaded, pin_dir):
     finally:
         libbpf.close_fd(fd)
 
-    with libbpf.create_map(libbpf.BPF_MAP_TYPE_ARRAY, 4, 8, 4, name='loose') as bpf_map:
+    with _bpfmap.create_map(libbpf.BPF_MAP_TYPE_ARRAY, 4, 8, 4, name='loose') as bpf_map:
         libbpf.obj_pin(bpf_map.fd, os.path.join(pin_dir, 'loose'))
         bpf_map.update(u32(3), u64(33))
-    with libbpf.Map.from_pin(os.path.join(pin_dir, 'loose')) as again:
+    with _bpfmap.Map.from_pin(os.path.join(pin_dir, 'loose')) as again:
         assert again.lookup(u32(3)) == u64(33)
 
 
@@ -466,7 +469,7 @@ def test_reload_with_pin_root_reuses_pinned_maps(objects, pin_dir):
     by_proto_pin = os.path.join(pin_dir, 'by_proto')
 
     def load():
-        obj = libbpf.BpfObject.open(objects['drop_icmp'], pin_root=pin_dir)
+        obj = _bpfobject.BpfObject.open(objects['drop_icmp'], pin_root=pin_dir)
         obj.set_map_pin_path('by_proto', by_proto_pin)   # no pinning attribute in the source
         obj.load()
         return obj
@@ -486,14 +489,14 @@ def test_reload_with_pin_root_reuses_pinned_maps(objects, pin_dir):
         # Maps without a pin (mark_cfg) are new per load and never land in pin_root.
         assert sorted(os.listdir(pin_dir)) == ['by_proto', 'verdicts']
 
-    with libbpf.Map.from_pin(os.path.join(pin_dir, 'verdicts')) as pinned:
+    with _bpfmap.Map.from_pin(os.path.join(pin_dir, 'verdicts')) as pinned:
         assert pinned.info.id == verdicts_id
 
 
 def test_incompatible_pinned_map_fails_the_load(objects, pin_dir):
-    with libbpf.create_map(libbpf.BPF_MAP_TYPE_HASH, 4, 4, 8, name='verdicts') as wrong:
+    with _bpfmap.create_map(libbpf.BPF_MAP_TYPE_HASH, 4, 4, 8, name='verdicts') as wrong:
         libbpf.obj_pin(wrong.fd, os.path.join(pin_dir, 'verdicts'))
-    with libbpf.BpfObject.open(objects['drop_icmp'], pin_root=pin_dir) as obj:
+    with _bpfobject.BpfObject.open(objects['drop_icmp'], pin_root=pin_dir) as obj:
         with pytest.raises(LibbpfError, match='cannot load') as err:
             obj.load()
     assert 'verdicts' in err.value.log

@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject, _libbpf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BPF_DIR = os.path.join(ROOT, 'files', 'bpf')
@@ -50,7 +50,7 @@ def test_bpftool_loadall_accepts_the_object(steering_object):
 
 
 def test_maps_are_the_layout_the_compiler_writes(pin_root):
-    with _libbpf.BpfObject.open(OBJECT, pin_root=pin_root) as obj:
+    with _bpfobject.BpfObject.open(OBJECT, pin_root=pin_root) as obj:
         assert obj.program_names() == ['steering']
         obj.load()
         assert sorted(n for n in obj.map_names() if not obj.is_internal(n)) == sorted(L.MAP_SPECS)

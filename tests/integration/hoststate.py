@@ -71,7 +71,7 @@ def pins(roots):
             out[directory] = 'dir'
             for name in sorted(files):
                 path = os.path.join(directory, name)
-                kind, info = _attached._pinned_kind(path)  # pylint: disable=protected-access
+                kind, info = _attached.pinned_object(path)
                 link = _tcx.pinned_link(path) if kind is None else None
                 out[path] = '%s %d' % (kind, info.id) if kind else 'link %d' % link['id'] if link else 'file'
     return out

@@ -35,10 +35,10 @@ class CniStandin:
     its fd) at the front of a hook; ``seen()`` is its packet count. Use as a context manager."""
 
     def __init__(self, object_path, netns, interface, direction='egress'):
-        from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _tc, _tcx
+        from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject, _libbpf, _tc, _tcx
 
         self._libbpf = _libbpf
-        self.obj = _libbpf.BpfObject.open(object_path)
+        self.obj = _bpfobject.BpfObject.open(object_path)
         self.link_fd = None
         try:
             self.obj.load()

@@ -12,6 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 from nslab import Lab  # noqa: E402
 import topology as topo  # noqa: E402
 
+import bpftest  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _tc  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
@@ -40,7 +41,7 @@ def pair():
 
 
 def attach(client, pin_dir):
-    fd, info = _program.load_and_pin(OBJECT, 'steering', pin_dir)
+    fd, info = bpftest.load_and_pin(OBJECT, 'steering', pin_dir)
     try:
         with _tc.open_netlink(client) as ipr:
             index = _tc.ifindex(ipr, 'eth0')
@@ -165,7 +166,7 @@ def test_missing_program_name_pins_nothing(tmp_path):
     pin_dir = os.path.join(_program.PIN_ROOT, 'test-missing-program', 'egress')
     try:
         with pytest.raises(EbpfTcError, match='program nope is not in .*it has: steering'):
-            _program.load_and_pin(OBJECT, 'nope', pin_dir)
+            bpftest.load_and_pin(OBJECT, 'nope', pin_dir)
         assert os.listdir(pin_dir) == []
     finally:
         _program.remove_pins(pin_dir)
@@ -180,7 +181,7 @@ def test_old_kernel_is_refused_with_the_floor_named():
 
 def test_not_a_bpf_object_is_refused(tmp_path):
     with pytest.raises(_libbpf.LibbpfError):
-        _program.load_and_pin('/bin/true', 'steering', str(tmp_path / 'pins'))
+        bpftest.load_and_pin('/bin/true', 'steering', str(tmp_path / 'pins'))
 
 
 def test_auto_backend_picks_tcx_from_6_6_and_clsact_before():

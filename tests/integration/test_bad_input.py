@@ -31,13 +31,9 @@ from nslab import Lab  # noqa: E402  pylint: disable=wrong-import-position
 from hoststate import forget_pending_dirs, snapshot  # noqa: E402  pylint: disable=wrong-import-position
 from playbook import run_play  # noqa: E402  pylint: disable=wrong-import-position
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _tc  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject, _program, _tc  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._confirm import Pending  # noqa: E402
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason='needs root (network namespaces, bpf(2))'),
-]
 
 STEERING = os.path.join(ROOT, 'files', 'bpf', 'steering.bpf.o')
 SOURCES = {
@@ -200,7 +196,7 @@ def host(tmp_path_factory):
             ])
             assert prepared.rc == 0 and prepared.changed == [True, True], prepared
             # another tool's filter on eth0 ingress (clsact absent must refuse, bpf_filter must not replace it)
-            with _libbpf.BpfObject.open(STEERING) as foreign:
+            with _bpfobject.BpfObject.open(STEERING) as foreign:
                 foreign.load()
                 with _tc.open_netlink(ns) as ipr:
                     _tc.ensure_clsact(ipr, _tc.ifindex(ipr, 'eth0'))   # steering runs as a TCX link here

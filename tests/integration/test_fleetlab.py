@@ -24,10 +24,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # pylint: disable=wrong-import-position
 from fleetlab import FleetLab, LabError, alive, netns_exists  # noqa: E402
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason='needs root (namespaces, sshd, bpffs mounts)'),
-]
 
 ANSIBLE = os.path.join(os.path.dirname(sys.executable), 'ansible')
 EXAMPLES = os.path.join(ROOT, 'roles', 'steering', 'examples')

@@ -30,10 +30,6 @@ import topology as topo  # noqa: E402
 from nslab import Lab  # noqa: E402
 from playbook import run_play  # noqa: E402
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason='needs root (namespaces, bpf(2), tc)'),
-]
 
 ROOT = topo.ROOT
 BIN = os.path.dirname(sys.executable)

@@ -29,10 +29,6 @@ from ansible_collections.ebpf.tc.plugins.module_utils import _program, _tc  # no
 from ansible_collections.ebpf.tc.plugins.module_utils._confirm import Pending  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason='needs root (network namespaces, bpf(2))'),
-]
 
 STEERING = os.path.join(ROOT, 'files', 'bpf', 'steering.bpf.o')
 RULES = [

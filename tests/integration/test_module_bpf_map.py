@@ -23,13 +23,12 @@ import pytest
 
 from playbook import run_play
 
+import bpftest
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfmap
+
 from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf as libbpf
 from ansible_collections.ebpf.tc.plugins.module_utils import _program
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason='needs root (bpf(2), bpffs)'),
-]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEERING_OBJECT = os.path.join(ROOT, 'files', 'bpf', 'steering.bpf.o')
@@ -51,7 +50,7 @@ MAPS = {
 
 def contents(path):
     """{key bytes: value bytes (per-CPU: list)} of the map, read directly."""
-    with libbpf.Map.from_pin(path) as bpf_map:
+    with _bpfmap.Map.from_pin(path) as bpf_map:
         if bpf_map.is_percpu:
             return dict((k, bpf_map.lookup_percpu(k)) for k in bpf_map.keys())
         return dict(bpf_map.items())
@@ -114,21 +113,21 @@ def play():
     try:
         paths = {}
         for name, (map_type, key_size, value_size, max_entries, flags) in MAPS.items():
-            with libbpf.create_map(map_type, key_size, value_size, max_entries, name=name, flags=flags) as new:
+            with _bpfmap.create_map(map_type, key_size, value_size, max_entries, name=name, flags=flags) as new:
                 libbpf.obj_pin(new.fd, os.path.join(base, name))
             paths[name] = os.path.join(base, name)
-        fd, dummy = _program.load_and_pin(STEERING_OBJECT, 'steering', pin_dir)
+        fd, dummy = bpftest.load_and_pin(STEERING_OBJECT, 'steering', pin_dir)
         os.close(fd)
         ncpus = libbpf.num_possible_cpus()
-        with libbpf.Map.from_pin(paths['hash']) as bpf_map:      # an entry the play does not name
+        with _bpfmap.Map.from_pin(paths['hash']) as bpf_map:      # an entry the play does not name
             bpf_map.update(u32(99), u64(1))
-        with libbpf.Map.from_pin(paths['wide']) as bpf_map:      # removed by exclusive
+        with _bpfmap.Map.from_pin(paths['wide']) as bpf_map:      # removed by exclusive
             bpf_map.update(b'\x01' * 16, b'\x02' * 6)
-        with libbpf.Map.from_pin(paths['emptied']) as bpf_map:
+        with _bpfmap.Map.from_pin(paths['emptied']) as bpf_map:
             bpf_map.update(u32(5), u32(5))
-        with libbpf.Map.from_pin(paths['zeroed']) as bpf_map:
+        with _bpfmap.Map.from_pin(paths['zeroed']) as bpf_map:
             bpf_map.update(u32(2), u32(2))
-        with libbpf.Map.from_pin(paths['percpu_hash']) as bpf_map:    # CPUs disagree
+        with _bpfmap.Map.from_pin(paths['percpu_hash']) as bpf_map:    # CPUs disagree
             bpf_map.update(u32(1), u64(41) + u64(42) * (ncpus - 1))
 
         wide = {'ebpf.tc.bpf_map': {'path': paths['wide'], 'entries': WIDE_ENTRIES, 'exclusive': True}}

@@ -17,12 +17,8 @@ from playbook import run_play
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from nslab import Lab, netns_exists  # noqa: E402  pylint: disable=wrong-import-position
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _tc  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject, _program, _tc  # noqa: E402
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason='needs root (network namespaces, tc)'),
-]
 
 STEERING = os.path.join(ROOT, 'files', 'bpf', 'steering.bpf.o')
 
@@ -53,7 +49,7 @@ def hook(ns):
 
 def attach_foreign(ns, direction='ingress', priority=7, handle=1, name='other_tool'):
     """Attach the steering program (loaded with nothing pinned) under a name that is not ours."""
-    with _libbpf.BpfObject.open(STEERING) as obj:
+    with _bpfobject.BpfObject.open(STEERING) as obj:
         obj.load()
         with _tc.open_netlink(ns) as ipr:
             index = _tc.ifindex(ipr, 'eth0')

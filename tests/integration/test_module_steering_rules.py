@@ -17,13 +17,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 from nslab import Lab  # noqa: E402
 from playbook import run_play  # noqa: E402
 
+import bpftest  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils import _program, _tc  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._confirm import (  # noqa: E402
     PENDING_DIR, Pending, _proc_start_time)
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps  # noqa: E402
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (BPF, namespaces)')
 
 OBJECT = os.path.join(ROOT, 'files', 'bpf', 'steering.bpf.o')
 SERVER_V4, SERVER_V6 = '10.203.0.2', 'fd00:203::2'
@@ -47,7 +47,7 @@ class Hook:
         lab.veth(self.client, 'eth1', self.server, 'eth1')
         lab.tcp_listener(self.server, 80)
         self.pin_dir = _program.default_pin_dir('eth0', 'egress', netns=self.client)
-        fd, dummy = _program.load_and_pin(OBJECT, 'steering', self.pin_dir)
+        fd, dummy = bpftest.load_and_pin(OBJECT, 'steering', self.pin_dir)
         try:
             with _tc.open_netlink(self.client) as ipr:
                 index = _tc.ifindex(ipr, 'eth0')
@@ -143,7 +143,7 @@ def test_check_apply_repeat_then_absent_the_same_way(hook):
 
     # a fresh program (no set ever applied) is the empty pass set: absent and rules: [] change nothing
     _program.remove_pins(hook.pin_dir)
-    fd, dummy = _program.load_and_pin(OBJECT, 'steering', hook.pin_dir)
+    fd, dummy = bpftest.load_and_pin(OBJECT, 'steering', hook.pin_dir)
     os.close(fd)
     res = run_play([hook.task(state='absent'), hook.task(rules=[]),
                     hook.task(rules=[], default_action='drop', check=True)])

@@ -20,7 +20,6 @@ from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program
 from ansible_collections.ebpf.tc.plugins.module_utils._confirm import Pending  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (BPF, namespaces)')
 
 OBJECT = os.path.join(ROOT, 'files', 'bpf', 'steering.bpf.o')
 NO_PING = {'name': 'no-ping', 'match': {'proto': 'icmp'}, 'action': 'drop'}

@@ -21,17 +21,14 @@ import pytest
 
 from playbook import run_play
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _tc
+import bpftest  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject, _libbpf, _program, _tc
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import STEERING_MAPS, SteeringMaps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from nslab import Lab  # noqa: E402
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason='needs root (network namespaces, bpf(2))'),
-]
 
 OBJECT = os.path.join(ROOT, 'files', 'bpf', 'steering.bpf.o')
 SERVER = '10.202.0.2'
@@ -52,14 +49,14 @@ def lab():
         lab.exec(client, 'sysctl', '-qw', 'net.ipv4.conf.eth0.rp_filter=2', 'net.ipv4.conf.all.rp_filter=0')
         pin_dir = _program.default_pin_dir('eth0', 'egress', netns=client)
         try:
-            fd, info = _program.load_and_pin(OBJECT, 'steering', pin_dir)
+            fd, info = bpftest.load_and_pin(OBJECT, 'steering', pin_dir)
             try:
                 with _tc.open_netlink(client) as ipr:
                     index = _tc.ifindex(ipr, 'eth0')
                     _tc.ensure_clsact(ipr, index)
                     _tc.attach(ipr, index, 'egress', fd, 'ebpf_tc:steering', 49152, 1)
                     # a foreign filter: another instance of the program, with maps of its own (none pinned)
-                    with _libbpf.BpfObject.open(OBJECT) as foreign:
+                    with _bpfobject.BpfObject.open(OBJECT) as foreign:
                         foreign.load()
                         _tc.attach(ipr, index, 'egress', foreign.program_fd('steering'), 'someone-else', 49153, 1)
                         foreign_info = _libbpf.prog_info(foreign.program_fd('steering'))

@@ -39,10 +39,6 @@ from ansible_collections.ebpf.tc.plugins.module_utils._confirm import PENDING_DI
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps  # noqa: E402
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason='needs root (namespaces, bpf(2), tc)'),
-]
 
 SYSTEM_PYTHON = '/usr/bin/python3'     # what the unit runs
 OBJECT = os.path.join(ROOT, 'files', 'bpf', 'steering.bpf.o')

@@ -44,12 +44,8 @@ import topology as topo  # noqa: E402
 from objects import CniStandin, cni_standin, rejected_steering  # noqa: E402
 from playbook import run_play  # noqa: E402
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _facts, _libbpf, _tc, _tcx  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _bpfobject, _facts, _tc, _tcx  # noqa: E402
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason='needs root (namespaces, bpf(2), tc)'),
-]
 
 VIP_V4 = '10.213.0.10'
 VIP_PORT = 9000
@@ -70,7 +66,7 @@ except OSError:
 def attach_foreign(ns, ifname):
     """A clsact qdisc and a filter that are not ours: the steering program (loaded with nothing pinned, so
     it passes everything) attached at ingress priority 100 under another tool's name."""
-    with _libbpf.BpfObject.open(STEERING_OBJECT) as obj:
+    with _bpfobject.BpfObject.open(STEERING_OBJECT) as obj:
         obj.load()
         with _tc.open_netlink(ns) as ipr:
             index = _tc.ifindex(ipr, ifname)

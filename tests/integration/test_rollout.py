@@ -33,8 +33,6 @@ from objects import CniStandin, cni_standin, rejected_steering  # noqa: E402  py
 
 NODES = ['node1', 'node2', 'node3', 'node4']
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason='needs root (namespaces, sshd, bpf)')]
 
 
 @pytest.fixture(scope='module')

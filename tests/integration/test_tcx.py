@@ -26,13 +26,9 @@ import topology as topo  # noqa: E402
 from objects import CniStandin, cni_standin  # noqa: E402
 from playbook import run_play  # noqa: E402
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _tc  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject, _program, _tc  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps  # noqa: E402
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason='needs root (namespaces, bpf(2), tc)'),
-]
 
 STEERING = os.path.join(topo.ROOT, 'files', 'bpf', 'steering.bpf.o')
 MARK_COUNTER_SRC = os.path.join(HERE, 'bpf', 'mark_counter.bpf.c')
@@ -138,7 +134,7 @@ def test_a_foreign_clsact_filter_keeps_working_behind_a_tcx_link(net, tmp_path):
     counter = str(tmp_path / 'mark_counter.o')
     subprocess.run(['clang', '-O2', '-g', '-target', 'bpf', '-I/usr/include/%s-linux-gnu' % os.uname().machine,
                     '-c', MARK_COUNTER_SRC, '-o', counter], check=True, timeout=60)
-    with _libbpf.BpfObject.open(counter) as foreign:
+    with _bpfobject.BpfObject.open(counter) as foreign:
         foreign.load()
         with _tc.open_netlink(net.node) as ipr:
             index = _tc.ifindex(ipr, 'eth0')

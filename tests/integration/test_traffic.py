@@ -30,15 +30,12 @@ import topology as topo  # noqa: E402
 from objects import steering_with_loop  # noqa: E402
 from playbook import run_play  # noqa: E402
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _libbpf, _program, _tc  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _bpfmap, _program, _tc  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L  # noqa: E402
-from ansible_collections.ebpf.tc.plugins.module_utils._rules import compile_tables, validate  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils._classifier import compile_tables  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps  # noqa: E402
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason='needs root (namespaces, bpf(2), tc)'),
-]
 
 STEERING_OBJECT = os.path.join(topo.ROOT, 'files', 'bpf', 'steering.bpf.o')
 MARK_COUNTER_SRC = os.path.join(HERE, 'bpf', 'mark_counter.bpf.c')
@@ -72,7 +69,7 @@ class Hook:
         self.steering_pins = net.own_pins(_program.default_pin_dir('eth0', 'egress', net.node))
         self.counter_pins = net.pin_dir('mark_counter')
         self.attach(mark_counter_object)
-        self.mark_counts = _libbpf.Map.from_pin(os.path.join(self.counter_pins, 'mark_counts'))
+        self.mark_counts = _bpfmap.Map.from_pin(os.path.join(self.counter_pins, 'mark_counts'))
 
     def close(self):
         self.mark_counts.close()

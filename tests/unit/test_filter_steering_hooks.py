@@ -140,9 +140,10 @@ def test_return_path_interfaces_refuses(value, path, text):
         F.return_path_interfaces(value)
 
 
-def test_filter_module_exposes_both_filters():
+def test_filter_module_exposes_the_filters():
     filters = F.FilterModule().filters()
-    assert filters == {'steering_hooks': F.steering_hooks, 'return_path_interfaces': F.return_path_interfaces}
+    assert filters == {'steering_hooks': F.steering_hooks, 'return_path_interfaces': F.return_path_interfaces,
+                       'shadowed_hooks': F.shadowed_hooks}
 
 
 # -- policies ------------------------------------------------------------------------------------
@@ -483,10 +484,10 @@ def test_argument_specs_and_defaults_agree():
         assert spec.get('default') == defaults[name], name
 
 
-# -- ansible-doc renders both filters ------------------------------------------------------------
+# -- ansible-doc renders the filters ------------------------------------------------------------
 
 
-@pytest.mark.parametrize('name', ['steering_hooks', 'return_path_interfaces'])
+@pytest.mark.parametrize('name', ['steering_hooks', 'return_path_interfaces', 'shadowed_hooks'])
 def test_filter_doc_renders(name):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.tmp', 'collections'),
                ANSIBLE_NOCOLOR='1')
@@ -502,3 +503,17 @@ def test_too_many_rules_names_the_hook():
     many = [{'name': 'r%d' % index, 'action': 'pass'} for index in range(4096)]
     with pytest.raises(AnsibleFilterError, match=r'^hook eth0 egress: rules: 4097 rules, more than the 4096'):
         F.steering_hooks([{'interface': 'eth0', 'rules': many}], None, {'drop_protocols': ['icmp']}, 'eth0')
+
+
+def test_shadowed_hooks_names_foreign_tcx_programs_only_for_clsact():
+    hooks = [{'interface': 'eth0', 'direction': 'egress'}, {'interface': 'eth1', 'direction': 'ingress'},
+             {'interface': 'eth2', 'direction': 'egress'}]
+    facts = {'interfaces': {
+        'eth0': {'egress': {'tcx': [{'prog_name': 'steering', 'owned': True}, {'prog_name': 'cil_to_netdev', 'owned': False},
+                                    {'prog_name': 'other', 'owned': False}]}},
+        'eth1': {'ingress': {'tcx': [{'prog_name': 'steering', 'owned': True}]}, 'egress': {'tcx': [
+            {'prog_name': 'cil_from_netdev', 'owned': False}]}}}}
+    assert F.shadowed_hooks(hooks, facts, 'clsact') == ['eth0 egress runs the TCX programs cil_to_netdev, other']
+    assert F.shadowed_hooks(hooks, facts, 'clsact', allow_shadowed=True) == []
+    assert F.shadowed_hooks(hooks, facts, 'auto') == F.shadowed_hooks(hooks, facts, 'tcx') == []
+    assert F.shadowed_hooks(hooks, {}, 'clsact') == F.shadowed_hooks([], facts, 'clsact') == []

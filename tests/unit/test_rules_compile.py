@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
+from ansible_collections.ebpf.tc.plugins.module_utils import _classifier as C
 from ansible_collections.ebpf.tc.plugins.module_utils import _rules as R
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import RuleError
 
@@ -273,11 +274,11 @@ def naive_first_match(ruleset, pkt):
 def compile_rs(ruleset, slot=0, counters=None):
     if counters is None:
         counters = list(range(len(ruleset.rules)))
-    return R.compile_tables(ruleset, slot, counters, IFINDEX.get)
+    return C.compile_tables(ruleset, slot, counters, IFINDEX.get)
 
 
 def decode(tables):
-    return R.decode_tables(tables, IFNAME.get)
+    return C.decode_tables(tables, IFNAME.get)
 
 
 def check_table_shapes(tables, ruleset):
@@ -444,15 +445,15 @@ def test_ports_cover_the_edges():
 def test_compile_errors():
     rs = R.validate(EXAMPLE)
     with pytest.raises(ValueError):
-        R.compile_tables(rs, 0, [0, 1], IFINDEX.get)
+        C.compile_tables(rs, 0, [0, 1], IFINDEX.get)
     with pytest.raises(ValueError):
-        R.compile_tables(rs, 0, [0, 1, 2, 3, 4, 4], IFINDEX.get)
+        C.compile_tables(rs, 0, [0, 1, 2, 3, 4, 4], IFINDEX.get)
     with pytest.raises(ValueError):
-        R.compile_tables(rs, 0, [0, 1, 2, 3, 4, L.COUNTER_SLOTS], IFINDEX.get)
+        C.compile_tables(rs, 0, [0, 1, 2, 3, 4, L.COUNTER_SLOTS], IFINDEX.get)
     with pytest.raises(ValueError):
-        R.compile_tables(rs, 2, list(range(6)), IFINDEX.get)
+        C.compile_tables(rs, 2, list(range(6)), IFINDEX.get)
     with pytest.raises(RuleError) as info:
-        R.compile_tables(rs, 0, list(range(6)), lambda name: 0 if name == 'veth-a' else 5)
+        C.compile_tables(rs, 0, list(range(6)), lambda name: 0 if name == 'veth-a' else 5)
     assert (info.value.rule, info.value.field) == ('v6', 'redirect.interface')
 
 
@@ -522,7 +523,7 @@ def test_decode_ignores_the_other_slots_keys_and_names_lost_interfaces():
     mixed = t._replace(src_prefixes=dict(t.src_prefixes, **{}))
     mixed.src_prefixes.update(other.src_prefixes)
     assert decode(mixed) == rs
-    gone = R.decode_tables(t, lambda ifindex: None if ifindex == 17 else IFNAME[ifindex])
+    gone = C.decode_tables(t, lambda ifindex: None if ifindex == 17 else IFNAME[ifindex])
     assert gone.rules[4].redirect.interface == '#17'
     assert gone != rs
 
