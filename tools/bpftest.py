@@ -41,8 +41,45 @@ class _TestRunOpts(ctypes.Structure):
     ]
 
 
-TestRunResult = collections.namedtuple('TestRunResult', 'retval data_out ctx_out duration_ns')
-TestRunResult.__test__ = False  # not a test class, in case a test module imports it by name
+def _to_int32(value):
+    return value - (1 << 32) if value >= (1 << 31) else value
+
+
+def test_run(prog_fd, data, ctx=None, repeat=1, data_out_size=None, ctx_out_size=None):
+    """Run a program once (or ``repeat`` times) on ``data`` with BPF_PROG_TEST_RUN.
+
+    For SCHED_CLS, ``ctx`` is a ``struct __sk_buff`` prefix (the kernel accepts mark, priority, cb...,
+    the rest must be 0) and ``ctx_out`` the whole struct after the run. ``retval`` is signed, so
+    TC_ACT_UNSPEC reads -1. The output buffers default to room for growth: the kernel fails with
+    ENOSPC rather than truncate.
+    """
+    data = _libbpf.as_bytes(data, 'data')
+    if data_out_size is None:
+        data_out_size = len(data) + 4096
+    if ctx_out_size is None:
+        ctx_out_size = 1024 if ctx is not None else 0
+    data_in = ctypes.create_string_buffer(data, len(data))
+    data_out = ctypes.create_string_buffer(data_out_size)
+    opts = _TestRunOpts(sz=ctypes.sizeof(_TestRunOpts), repeat=repeat,
+                        data_in=ctypes.addressof(data_in), data_size_in=len(data),
+                        data_out=ctypes.addressof(data_out), data_size_out=data_out_size)
+    if ctx is not None:
+        ctx = _libbpf.as_bytes(ctx, 'ctx')
+        ctx_in = ctypes.create_string_buffer(ctx, len(ctx))
+        opts.ctx_in, opts.ctx_size_in = ctypes.addressof(ctx_in), len(ctx)
+    if ctx_out_size:
+        ctx_out = ctypes.create_string_buffer(ctx_out_size)
+        opts.ctx_out, opts.ctx_size_out = ctypes.addressof(ctx_out), ctx_out_size
+    _libbpf.check_int(_libbpf.call('bpf_prog_test_run_opts', prog_fd, ctypes.byref(opts)),
+                      'cannot test-run BPF program fd %d' % prog_fd)
+    return TestRunResult(
+        retval=_to_int32(opts.retval),
+        data_out=data_out.raw[:opts.data_size_out],
+        ctx_out=ctx_out.raw[:opts.ctx_size_out] if ctx_out_size else b'',
+        duration_ns=opts.duration)
+
+
+test_run.__test__ = False  # not a test function, for the test modules that import it
 
 
 def update_batch(bpf_map, keys, values, flags=_libbpf.BPF_ANY):

@@ -37,7 +37,6 @@ class _BatchOpts(ctypes.Structure):
     ]
 
 
-
 def create_map(map_type, key_size, value_size, max_entries, name=None, flags=0):
     """A new map not tied to any object (for example an inner map of a map-in-map)."""
     cname = name.encode() if name else None
@@ -190,7 +189,7 @@ class Map:
         kbuf = self._sized(key, self.key_size, 'key')
         vbuf = self._sized(value, self.value_size, 'value')
         _libbpf.check_int(_libbpf.call('bpf_map_update_elem', self.fd, kbuf, vbuf, flags),
-                   'cannot update key %s in %s' % (bytes(key).hex(), self._name()))
+                          'cannot update key %s in %s' % (bytes(key).hex(), self._name()))
 
     def delete(self, key):
         """Remove ``key``; False if it was not there (arrays cannot delete: EINVAL)."""
@@ -244,7 +243,7 @@ class Map:
             count = ctypes.c_uint32(chunk)
             opts = _BatchOpts(sz=ctypes.sizeof(_BatchOpts))
             ret = _libbpf.call('bpf_map_lookup_batch', self.fd, token_in, token_out, keys, values,
-                        ctypes.byref(count), ctypes.byref(opts))
+                               ctypes.byref(count), ctypes.byref(opts))
             err = _libbpf.int_errno(ret) if ret < 0 else 0
             if err in (_libbpf.ENOTSUPP, _errno.EOPNOTSUPP) and token_in is None:
                 yield from self.items()

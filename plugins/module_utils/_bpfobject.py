@@ -27,7 +27,6 @@ class _ObjectOpenOpts(ctypes.Structure):
     ]
 
 
-
 class BpfObject:
     """A BPF ELF object opened (and then loaded) by libbpf. Closing it closes every fd it holds; pins
     stay. Use it as a context manager."""
@@ -50,7 +49,7 @@ class BpfObject:
             opts.pin_root_path = os.fsencode(pin_root)
         _libbpf.log_begin()
         ptr = _libbpf.check_ptr(_libbpf.call('bpf_object__open_file', os.fsencode(path), ctypes.byref(opts)),
-                         'cannot open BPF object %s' % path)
+                                'cannot open BPF object %s' % path)
         try:
             obj = cls(ptr, path)
             if pin_root is None:
@@ -119,7 +118,7 @@ class BpfObject:
         """Before load: reuse a compatible map pinned at ``path``, or pin the new one there (None: do not
         pin). An incompatible pinned map makes the load fail."""
         _libbpf.check_int(_libbpf.call('bpf_map__set_pin_path', self._map(map_name), os.fsencode(path) if path else None),
-                   'cannot set pin path of map %s in %s to %s' % (map_name, self.path, path))
+                          'cannot set pin path of map %s in %s to %s' % (map_name, self.path, path))
 
     def load(self):
         """Create the maps and load the programs into the kernel. A verifier rejection raises
@@ -129,7 +128,7 @@ class BpfObject:
             # Before libbpf 0.6, SEC("tc") was not a known section; we only ever attach to TC hooks.
             if _libbpf.call('bpf_program__get_type', prog) == _libbpf.BPF_PROG_TYPE_UNSPEC:
                 _libbpf.check_int(_libbpf.call('bpf_program__set_type', prog, _libbpf.BPF_PROG_TYPE_SCHED_CLS),
-                           'cannot make program %s of %s a TC program' % (name, self.path))
+                                  'cannot make program %s of %s a TC program' % (name, self.path))
         _libbpf.log_begin()
         _libbpf.check_int(_libbpf.call('bpf_object__load', obj), 'cannot load %s' % self.path, with_log=True)
 
@@ -159,4 +158,4 @@ class BpfObject:
         self.program_fd(name)   # an unloaded program gets our message, not libbpf's
         _libbpf.log_begin()
         _libbpf.check_int(_libbpf.call('bpf_program__pin', self._program(name), os.fsencode(path)),
-                   'cannot pin program %s of %s at %s' % (name, self.path, path), with_log=True)
+                          'cannot pin program %s of %s at %s' % (name, self.path, path), with_log=True)

@@ -36,6 +36,7 @@ Tables.__doc__ = """One slot's tables, as compile_tables makes them and as read 
 `class_bits` dict class id -> int (bit r = rule r; bit MAX_RULES + w = candidate word w); `rules` list of
 RuleEntry."""
 
+
 def _iter_bits(bits):
     while bits:
         low = bits & -bits
@@ -43,9 +44,7 @@ def _iter_bits(bits):
         bits ^= low
 
 
-
 # -- compilation ---------------------------------------------------------------------------------
-
 
 # The field each rule is designated on: the first it specifies, in this order (the most selective first);
 # a rule that specifies none is designated on proto, where it is in every class.

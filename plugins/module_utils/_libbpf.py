@@ -81,7 +81,6 @@ ProgInfo = collections.namedtuple(
     'id type tag name map_ids btf_id load_time xlated_prog_len jited_prog_len run_cnt run_time_ns')
 
 
-
 # ---------------------------------------------------------------------------------------------------
 # struct layouts (linux/bpf.h UAPI, bpf/libbpf.h, bpf/bpf.h)
 
@@ -427,7 +426,7 @@ def _obj_info(fd, info, kind):
         raise LibbpfError('fd %d is a BPF %s, not a BPF %s' % (fd, found, kind), errno=_errno.EINVAL)
     size = ctypes.c_uint32(ctypes.sizeof(info))
     check_int(call('bpf_obj_get_info_by_fd', fd, ctypes.byref(info), ctypes.byref(size)),
-               'cannot read info of BPF %s fd %d' % (kind, fd))
+              'cannot read info of BPF %s fd %d' % (kind, fd))
     return info
 
 
@@ -452,5 +451,3 @@ def prog_info(fd):
         map_ids=map_ids, btf_id=info.btf_id, load_time=info.load_time,
         xlated_prog_len=info.xlated_prog_len, jited_prog_len=info.jited_prog_len,
         run_cnt=info.run_cnt, run_time_ns=info.run_time_ns)
-
-

@@ -196,19 +196,30 @@ def _map_defs(obj):
     return maps
 
 
+# inspect_object's answers in this process, by file identity: a converge checks the object and then compares
+# every hook with it, and each load costs the verifier's time (tens of milliseconds for the steering program)
+_INSPECTED = {}
+
+
 def inspect_object(object_path, program):
     """Load the object with nothing pinned (fresh maps, closed again) to learn its program's tag and its
-    maps' definitions. Changes nothing on the host: safe in check mode.
+    maps' definitions. Changes nothing on the host: safe in check mode. Loaded once per process for one
+    file (same inode, size and mtime) and program.
 
     The kernel's tag ignores map fds and global-data addresses, so it equals the tag of the same build
     loaded against pinned maps. A verifier rejection raises LibbpfError (``.log``: the verifier's log end).
     """
-    with _open_object(object_path) as obj:
-        _check_program(obj, object_path, program)
-        obj.load()
-        info = _libbpf.prog_info(obj.program_fd(program))
-        maps = _map_defs(obj)
-    return ObjectBuild(object_path, program, info.tag, maps)
+    check_object_path(object_path)
+    stat = os.stat(object_path)
+    key = (os.path.realpath(object_path), stat.st_ino, stat.st_size, stat.st_mtime_ns, program)
+    if key not in _INSPECTED:
+        with _open_object(object_path) as obj:
+            _check_program(obj, object_path, program)
+            obj.load()
+            info = _libbpf.prog_info(obj.program_fd(program))
+            maps = _map_defs(obj)
+        _INSPECTED[key] = ObjectBuild(object_path, program, info.tag, maps)
+    return _INSPECTED[key]._replace(path=object_path)
 
 
 def object_check(object_path, program=None):

@@ -556,7 +556,7 @@ def _apply_hook(hook, ruleset, state, check_mode, confirm_timeout):
         rules = _steering.manage(hook['pin_dir'], hook['interface'], netns=netns, state='present',
                                  rules=hook['rules'], default_action=hook['default_action'],
                                  confirm_timeout=confirm_timeout, check_mode=check_mode,
-                                 direction=hook['direction'])
+                                 direction=hook['direction'], ruleset=ruleset)
     return {
         'interface': hook['interface'], 'direction': hook['direction'], 'pin_dir': hook['pin_dir'],
         'attached': attached['changed'], 'backend': attached['backend'], 'clsact_added': attached['clsact_added'],

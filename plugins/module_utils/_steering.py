@@ -413,7 +413,7 @@ def _nothing_to_confirm(pending, interface, direction, applied_generation):
 
 
 def manage(pin_dir, interface, netns=None, state='present', rules=None, default_action='pass',
-           confirm_timeout=None, confirm=False, check_mode=False, direction='egress'):
+           confirm_timeout=None, confirm=False, check_mode=False, direction='egress', ruleset=None):
     """Everything ebpf.tc.steering_rules does; returns its result dict (the module drops `diff` unless asked).
 
     - Never-applied maps count as the empty set with default pass (every packet passes either way), so
@@ -422,6 +422,8 @@ def manage(pin_dir, interface, netns=None, state='present', rules=None, default_
       pending is an error (saying when the last trial was reverted, if it was), unless the last pending
       set was confirmed and is still applied (confirming twice).
     - Commit-confirm: see plugins/modules/steering_rules.py, "confirm_timeout".
+    - `ruleset`: `rules` and `default_action` already validated (a RuleSet, checked against this namespace's
+      interfaces), so that a caller that checked every hook first does not validate twice.
     - The maps read and written are those of the steering program the hook runs: when its filter runs
       another program than the one pinned at pin_dir, or one that does not use the maps pinned there
       (drift, see _attached), this fails before anything changes.
@@ -454,7 +456,9 @@ def manage(pin_dir, interface, netns=None, state='present', rules=None, default_
             index = _tc.ifindex(ipr, interface)  # the hook's interface must exist where we look for it
             names = _tc.InterfaceNames(ipr)
             desired = None
-            if wanted is not None:
+            if ruleset is not None and wanted is not None and state == 'present':
+                desired = ruleset
+            elif wanted is not None:
                 desired = validate(wanted[0], wanted[1], interface_exists=names.exists)
             hook = check_hook(ipr, index, interface, direction, pin_dir, netns)
             maps = open_maps(pin_dir, hook)

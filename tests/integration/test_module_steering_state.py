@@ -206,7 +206,7 @@ def test_verify_reads_the_hooks_back_and_fails_on_a_shadowed_one(node, tmp_path)
         res = run_play([node.task(hooks=hooks, backend='clsact', verify=True, allow_shadowed=True),
                         node.task(hooks=hooks, verify=True)])
         assert res.rc == 0 and res.changed == [True, True], res
-        assert [l for l in res[1]['table'].splitlines() if l.startswith('eth0') and 'egress' in l], res[1]['table']
+        assert [line for line in res[1]['table'].splitlines() if line.startswith('eth0') and 'egress' in line], res[1]['table']
         assert node.hooks() == {('eth0', 'egress'): 'tcx'}
     with open(node.state_file) as src:
         assert json.load(src)['backend'] == 'auto'

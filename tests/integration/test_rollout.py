@@ -34,7 +34,6 @@ from objects import CniStandin, cni_standin, rejected_steering  # noqa: E402  py
 NODES = ['node1', 'node2', 'node3', 'node4']
 
 
-
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory):
     lab = FleetLab(str(tmp_path_factory.mktemp('fleet')))
