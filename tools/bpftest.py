@@ -11,7 +11,7 @@ import ctypes
 import errno as _errno
 import os
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _bpfmap, _bpfobject, _libbpf, _program
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfmap, _bpfobject, _libbpf, _program, _tc
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, LibbpfError
 
 _libbpf.PROTOTYPES.update({
@@ -149,3 +149,18 @@ def load_and_pin(object_path, program, pin_dir):
     except Exception:
         os.close(fd)
         raise
+
+
+def attach_pinned(object_path, program, pin_dir, netns, interface='eth0', direction='egress', name=None,
+                  priority=49152, handle=1):
+    """load_and_pin(), then attach the program as a clsact filter named `name` (default `program`) on the
+    hook, the qdisc added when missing: a hook set up by hand, without the modules. Returns its ProgInfo."""
+    fd, info = load_and_pin(object_path, program, pin_dir)
+    try:
+        with _tc.open_netlink(netns) as ipr:
+            index = _tc.ifindex(ipr, interface)
+            _tc.ensure_clsact(ipr, index)
+            _tc.attach(ipr, index, direction, fd, name or program, priority, handle)
+    finally:
+        os.close(fd)
+    return info

@@ -340,13 +340,24 @@ def write_text(path, text, check_mode=False):
     except (IOError, OSError):
         pass
     if not check_mode:
-        _make_parent(path)
-        temporary = '%s.%d.tmp' % (path, os.getpid())
-        with open(temporary, 'w') as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o644)
-        os.rename(temporary, path)
+        _replace(path, lambda temporary: _write(temporary, text))
     return True
+
+
+def _write(path, text):
+    with open(path, 'w') as handle:
+        handle.write(text)
+
+
+def _replace(path, fill):
+    """Make `path` anew: `fill(temporary)` writes a temporary file beside it (mode 0644), which is renamed over
+    it, so that a reader sees the old file or the new one, never half of one; the directory is made when
+    missing."""
+    _make_parent(path)
+    temporary = '%s.%d.tmp' % (path, os.getpid())
+    fill(temporary)
+    os.chmod(temporary, 0o644)
+    os.rename(temporary, path)
 
 
 def write_json(path, data, check_mode=False):
@@ -382,11 +393,7 @@ def file_sha256(path):
 def install_object(staged, path, sha256):
     """Put the object `staged` (a copy the controller sent for this run) at `path`, atomically, and its
     SHA-256 beside it in ``<path>.sha256`` (sha256sum's format)."""
-    _make_parent(path)
-    temporary = '%s.%d.tmp' % (path, os.getpid())
-    shutil.copyfile(staged, temporary)
-    os.chmod(temporary, 0o644)
-    os.rename(temporary, path)
+    _replace(path, lambda temporary: shutil.copyfile(staged, temporary))
     write_text(path + '.sha256', '%s  %s\n' % (sha256, os.path.basename(path)))
 
 
@@ -456,8 +463,7 @@ def converge(state, record=None, check_mode=False, confirm_timeout=None, staged_
     # check mode compares the hooks with the object that would be installed
     compared = dict(state, object=staged_path) if staged_path and check_mode else state
     for hook, ruleset in zip(state['hooks'], rulesets):
-        done = (_fresh_hook(hook, ruleset, compared) if fresh
-                else _apply_hook(hook, ruleset, compared, check_mode, confirm_timeout))
+        done = _apply_hook(hook, ruleset, compared, check_mode, confirm_timeout, fresh)
         if done['clsact_added'] and not check_mode:
             record['clsact_added'] = sorted(set(record['clsact_added']) | set([hook['interface']]))
         summary['hooks'].append(done)
@@ -526,30 +532,28 @@ def _whole_set(ruleset):
             'diff': {'before': _steering.EMPTY_SET.to_dict(), 'after': ruleset.to_dict()}}
 
 
-def _fresh_hook(hook, ruleset, state):
-    """Check mode on a host without bpffs: the program would be attached (its backend as the kernel
-    allows) and the whole set applied."""
+def _fresh_attach(hook, state):
+    """What filter_present in check mode would answer on a host without bpffs: nothing of ours runs yet, so
+    the program would be attached (its backend as the kernel allows)."""
     netns = state['netns']
     with _tc.open_netlink(netns, hook['interface']) as ipr:
         backend = _program.choose_backend(state['backend'], _tc.ifindex(ipr, hook['interface']), netns)
     tag = _program.inspect_object(state['object'], state['program']).tag
-    rules = _whole_set(ruleset)
-    nothing = {'filter': None, 'link': None, 'pins': []}
-    return {
-        'interface': hook['interface'], 'direction': hook['direction'], 'pin_dir': hook['pin_dir'],
-        'attached': True, 'backend': backend, 'clsact_added': backend == 'clsact', 'prog_id': None, 'tag': tag,
-        'rules_changed': rules['changed'], 'rules': rules['rules'], 'default_action': rules['default_action'],
-        'generation': None, 'counters': {}, 'pending': None,
-        'diff': {'attach': {'before': nothing, 'after': {'backend': backend, 'tag': tag}}, 'rules': rules['diff']},
-    }
+    return {'changed': True, 'backend': backend, 'clsact_added': backend == 'clsact', 'prog_id': None, 'tag': tag,
+            'before': {'filter': None, 'link': None, 'pins': []}, 'after': {'backend': backend, 'tag': tag}}
 
 
-def _apply_hook(hook, ruleset, state, check_mode, confirm_timeout):
+def _apply_hook(hook, ruleset, state, check_mode, confirm_timeout, fresh=False):
+    """Attach (filter_present) and apply (manage) one hook; with `fresh` (check mode, no bpffs) say what both
+    would do without looking for pins."""
     netns = state['netns']
-    attached = _program.filter_present(hook['interface'], hook['direction'], netns, hook['pin_dir'],
-                                       state['object'], state['program'], state['priority'], state['handle'],
-                                       check_mode=check_mode, backend=state['backend'],
-                                       placement=state['placement'], relative_to=state['relative_to'])
+    if fresh:
+        attached = _fresh_attach(hook, state)
+    else:
+        attached = _program.filter_present(hook['interface'], hook['direction'], netns, hook['pin_dir'],
+                                           state['object'], state['program'], state['priority'], state['handle'],
+                                           check_mode=check_mode, backend=state['backend'],
+                                           placement=state['placement'], relative_to=state['relative_to'])
     if check_mode and attached['before']['filter'] is None and attached['before']['link'] is None:
         rules = _whole_set(ruleset)     # nothing runs on the hook yet
     else:

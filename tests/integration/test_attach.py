@@ -41,15 +41,7 @@ def pair():
 
 
 def attach(client, pin_dir):
-    fd, info = bpftest.load_and_pin(OBJECT, 'steering', pin_dir)
-    try:
-        with _tc.open_netlink(client) as ipr:
-            index = _tc.ifindex(ipr, 'eth0')
-            _tc.ensure_clsact(ipr, index)
-            _tc.attach(ipr, index, 'egress', fd, 'steering', 49152, 1)
-    finally:
-        os.close(fd)
-    return info
+    return bpftest.attach_pinned(OBJECT, 'steering', pin_dir, client)
 
 
 def test_attach_drop_icmp_block_port_and_count(pair):

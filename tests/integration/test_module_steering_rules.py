@@ -47,14 +47,7 @@ class Hook:
         lab.veth(self.client, 'eth1', self.server, 'eth1')
         lab.tcp_listener(self.server, 80)
         self.pin_dir = _program.default_pin_dir('eth0', 'egress', netns=self.client)
-        fd, dummy = bpftest.load_and_pin(OBJECT, 'steering', self.pin_dir)
-        try:
-            with _tc.open_netlink(self.client) as ipr:
-                index = _tc.ifindex(ipr, 'eth0')
-                _tc.ensure_clsact(ipr, index)
-                _tc.attach(ipr, index, 'egress', fd, 'steering', 49152, 1)
-        finally:
-            os.close(fd)
+        bpftest.attach_pinned(OBJECT, 'steering', self.pin_dir, self.client)
 
     def task(self, name='steering', check=None, diff=None, ignore_errors=None, **args):
         args.setdefault('interface', 'eth0')

@@ -16,7 +16,7 @@ from nslab import Lab  # noqa: E402
 from objects import CniStandin, cni_standin, rejected_steering  # noqa: E402
 from playbook import run_play  # noqa: E402
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program, _tc  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program, _restore, _tc  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._confirm import Pending  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
 
@@ -251,3 +251,16 @@ def test_object_src_is_sent_only_when_the_hosts_copy_differs(node, tmp_path):
     assert res.rc == 0 and res[0]['object_installed'], res
     with open(target + '.sha256') as src:
         assert not src.read().startswith(digest)
+
+
+def test_check_mode_without_bpffs_says_every_hook_would_be_attached(node, monkeypatch):
+    """Check mode on a host where bpffs is not mounted yet (the converge would mount it): no pins to look at,
+    so every hook would be attached and its whole set applied; nothing is mounted or changed."""
+    monkeypatch.setattr(_program, 'bpffs_mounted', lambda path=None: False)
+    state = {'version': 1, 'netns': node.ns, 'object': OBJECT, 'program': 'steering', 'backend': 'clsact',
+             'hooks': HOOKS}
+    summary = _restore.converge(state, check_mode=True)
+    assert summary['changed'] and summary['bpffs_mounted']
+    assert [(h['interface'], h['attached'], h['backend'], h['clsact_added'], h['rules_changed'], len(h['rules']))
+            for h in summary['hooks']] == [('eth0', True, 'clsact', True, True, 2), ('eth1', True, 'clsact', True, True, 1)]
+    assert node.hooks() == {} and node.pins() == []

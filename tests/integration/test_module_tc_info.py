@@ -49,31 +49,26 @@ def lab():
         lab.exec(client, 'sysctl', '-qw', 'net.ipv4.conf.eth0.rp_filter=2', 'net.ipv4.conf.all.rp_filter=0')
         pin_dir = _program.default_pin_dir('eth0', 'egress', netns=client)
         try:
-            fd, info = bpftest.load_and_pin(OBJECT, 'steering', pin_dir)
-            try:
-                with _tc.open_netlink(client) as ipr:
-                    index = _tc.ifindex(ipr, 'eth0')
-                    _tc.ensure_clsact(ipr, index)
-                    _tc.attach(ipr, index, 'egress', fd, 'ebpf_tc:steering', 49152, 1)
-                    # a foreign filter: another instance of the program, with maps of its own (none pinned)
-                    with _bpfobject.BpfObject.open(OBJECT) as foreign:
-                        foreign.load()
-                        _tc.attach(ipr, index, 'egress', foreign.program_fd('steering'), 'someone-else', 49153, 1)
-                        foreign_info = _libbpf.prog_info(foreign.program_fd('steering'))
+            info = bpftest.attach_pinned(OBJECT, 'steering', pin_dir, client, name='ebpf_tc:steering')
+            with _tc.open_netlink(client) as ipr:
+                index = _tc.ifindex(ipr, 'eth0')
+                # a foreign filter: another instance of the program, with maps of its own (none pinned)
+                with _bpfobject.BpfObject.open(OBJECT) as foreign:
+                    foreign.load()
+                    _tc.attach(ipr, index, 'egress', foreign.program_fd('steering'), 'someone-else', 49153, 1)
+                    foreign_info = _libbpf.prog_info(foreign.program_fd('steering'))
 
-                    def ifindex_of(name):
-                        return _tc.ifindex(ipr, name)
+                def ifindex_of(name):
+                    return _tc.ifindex(ipr, name)
 
-                    rules = validate([
-                        {'name': 'ping', 'match': {'proto': 'icmp', 'dst': SERVER + '/32'}, 'action': 'pass'},
-                        {'name': 'block-80', 'match': {'proto': 'tcp', 'dport': 80}, 'action': 'drop'},
-                        {'name': 'back', 'match': {'dst': '192.0.2.0/24'}, 'action': 'redirect',
-                         'redirect': {'interface': 'eth0'}},
-                    ])
-                    with SteeringMaps(pin_dir) as maps:
-                        maps.apply(rules, ifindex_of=ifindex_of, ifname_of=str)
-            finally:
-                os.close(fd)
+                rules = validate([
+                    {'name': 'ping', 'match': {'proto': 'icmp', 'dst': SERVER + '/32'}, 'action': 'pass'},
+                    {'name': 'block-80', 'match': {'proto': 'tcp', 'dport': 80}, 'action': 'drop'},
+                    {'name': 'back', 'match': {'dst': '192.0.2.0/24'}, 'action': 'redirect',
+                     'redirect': {'interface': 'eth0'}},
+                ])
+                with SteeringMaps(pin_dir) as maps:
+                    maps.apply(rules, ifindex_of=ifindex_of, ifname_of=str)
             assert lab.pings(client, SERVER, count=PINGS) == PINGS
             yield client, info, rules, foreign_info
         finally:
