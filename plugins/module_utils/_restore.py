@@ -26,13 +26,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ctypes
-import hashlib
 import json
 import os
 import re
-import shutil
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject, _libbpf, _program, _steering, _tc, _tcx
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject, _files, _libbpf, _program, _steering, _tc, _tcx
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, LibbpfError, RuleError
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import DEFAULT_ACTIONS, DIRECTIONS, type_name, validate
 
@@ -329,72 +327,11 @@ def load_record(path):
     return record
 
 
-def write_text(path, text, check_mode=False):
-    """Write `text` to `path` when its content differs (atomically: a temporary file renamed over it; the
-    directory made when missing); True when it differs. The record, the state file and the object's checksum
-    go through here."""
-    try:
-        with open(path) as handle:
-            if handle.read() == text:
-                return False
-    except (IOError, OSError):
-        pass
-    if not check_mode:
-        _replace(path, lambda temporary: _write(temporary, text))
-    return True
-
-
-def _write(path, text):
-    with open(path, 'w') as handle:
-        handle.write(text)
-
-
-def _replace(path, fill):
-    """Make `path` anew: `fill(temporary)` writes a temporary file beside it (mode 0644), which is renamed over
-    it, so that a reader sees the old file or the new one, never half of one; the directory is made when
-    missing."""
-    _make_parent(path)
-    temporary = '%s.%d.tmp' % (path, os.getpid())
-    fill(temporary)
-    os.chmod(temporary, 0o644)
-    os.rename(temporary, path)
-
-
-def write_json(path, data, check_mode=False):
-    """write_text() of `data` as the indented, key-sorted JSON this collection writes."""
-    return write_text(path, json.dumps(data, indent=4, sort_keys=True) + '\n', check_mode)
-
-
-def write_record(path, record):
-    """Write the record to `path` when its content differs; True when it did."""
-    return write_json(path, record)
-
-
-def _make_parent(path):
-    directory = os.path.dirname(path)
-    if directory and not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-
-
-# -- the object on the host ---------------------------------------------------------------------------
-
-def file_sha256(path):
-    """The SHA-256 of the file at `path` (hex), None when there is none."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, 'rb') as handle:
-            for block in iter(lambda: handle.read(1 << 16), b''):
-                digest.update(block)
-    except (IOError, OSError):
-        return None
-    return digest.hexdigest()
-
-
 def install_object(staged, path, sha256):
-    """Put the object `staged` (a copy the controller sent for this run) at `path`, atomically, and its
-    SHA-256 beside it in ``<path>.sha256`` (sha256sum's format)."""
-    _replace(path, lambda temporary: shutil.copyfile(staged, temporary))
-    write_text(path + '.sha256', '%s  %s\n' % (sha256, os.path.basename(path)))
+    """Put the object `staged` (a copy the controller sent for this run) at `path`, and its SHA-256 beside it
+    in ``<path>.sha256`` (sha256sum's format)."""
+    _files.copy(staged, path)
+    _files.write_text(path + '.sha256', '%s  %s\n' % (sha256, os.path.basename(path)))
 
 
 def _hook_key(hook):

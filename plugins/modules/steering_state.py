@@ -150,6 +150,37 @@ options:
     description:
       - Set by the action plugin, not by playbooks - where it put O(object_src) on the target for this task.
     type: path
+  restore_code_dir:
+    description:
+      - The directory on the target for the boot-time restore code - the restore CLI C(ebpf_tc_restore.py)
+        and a copy of the collection's module_utils it imports, the same code this module runs. The action
+        plugin compares the stamp of the collection's code with C(<restore_code_dir>/module_utils.sha256) and
+        sends the code, as one archive, only when they differ; it is installed after the hooks converged (and
+        passed O(verify)).
+      - With O(restore_code=false) or O(state=absent), the restore code is removed from it.
+    type: path
+  restore_code:
+    description:
+      - Whether the restore code is kept in O(restore_code_dir) (V(true)) or removed (V(false)). The role keeps
+        it while O(persist) or its metrics CLI, which imports it, needs it.
+    type: bool
+    default: true
+  restore_unit:
+    description:
+      - Path of the systemd unit that runs the restore code on O(state_file) at boot (for example
+        C(/etc/systemd/system/ebpf-tc-restore.service)). With O(persist=true) it is written when its content
+        differs (O(restore_code_dir) and O(state_file) are then required); enabling it, and a daemon reload
+        when it changed, are C(ansible.builtin.systemd_service)'s. Otherwise it is left in place, for the
+        caller to disable before removing it, and C(restore_unit_found) says whether it is there.
+    type: path
+  restore_code_sha256:
+    description:
+      - Set by the action plugin, not by playbooks - the stamp of the collection's restore code.
+    type: str
+  restore_code_staged:
+    description:
+      - Set by the action plugin, not by playbooks - where it put the restore code archive for this task.
+    type: path
 attributes:
   check_mode:
     description:
@@ -168,6 +199,7 @@ attributes:
     platforms: posix
 notes:
   - Needs root, Linux 5.11 or later, libbpf and pyroute2 on the target; bpffs is mounted when missing.
+  - The restore unit needs Python 3 at C(/usr/bin/python3) on the target, and libbpf and pyroute2 as the module does.
 seealso:
   - module: ebpf.tc.bpf_filter
   - module: ebpf.tc.steering_rules
@@ -197,11 +229,28 @@ EXAMPLES = r'''
             match: {proto: icmp}
             action: drop
 
+- name: The same, restored at boot by a unit (enable it with ansible.builtin.systemd_service)
+  ebpf.tc.steering_state:
+    object: /usr/local/lib/ebpf-tc/steering.bpf.o
+    object_src: steering.bpf.o
+    record: /etc/ebpf-tc/created.json
+    state_file: /etc/ebpf-tc/state.json
+    restore_code_dir: /usr/local/lib/ebpf-tc
+    restore_unit: /etc/systemd/system/ebpf-tc-restore.service
+    hooks:
+      - interface: eth1
+        direction: ingress
+        rules:
+          - name: no-ping
+            match: {proto: icmp}
+            action: drop
+
 - name: Remove everything it created
   ebpf.tc.steering_state:
     state: absent
     record: /etc/ebpf-tc/created.json
     state_file: /etc/ebpf-tc/state.json
+    restore_code_dir: /usr/local/lib/ebpf-tc
 '''
 
 RETURN = r'''
@@ -305,6 +354,22 @@ state_file_changed:
   description: Whether O(state_file) was written or removed.
   returned: always
   type: bool
+restore_code_changed:
+  description: Whether the restore code in O(restore_code_dir) was installed or removed (in check mode - would be).
+  returned: always
+  type: bool
+restore_unit_changed:
+  description: Whether O(restore_unit) was written (in check mode - would be).
+  returned: always
+  type: bool
+restore_unit_found:
+  description: Whether O(restore_unit) is there after the run (with O(persist=false), the unit the caller should remove).
+  returned: always
+  type: bool
+systemd:
+  description: Whether systemd runs the target (C(/run/systemd/system) exists), so that a caller knows whether to enable O(restore_unit).
+  returned: always
+  type: bool
 diff:
   description: In diff mode, one entry per hook that changed, C(before) and C(after) each C({attach, rules}).
   returned: when diff mode is on
@@ -316,12 +381,14 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _program, _restore, _tcx
+from ansible_collections.ebpf.tc.plugins.module_utils import _files, _program, _restore, _restore_code, _tcx
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
 from ansible_collections.ebpf.tc.plugins.module_utils._module_support import check_host
 
-# what the module answers when the object must be sent (the action plugin sends object_src and runs it again)
+# what the module answers when the object or the restore code must be sent (the action plugin sends them and
+# runs it again)
 OBJECT_WANTED = 'object_wanted'
+RESTORE_CODE_WANTED = 'restore_code_wanted'
 DOCUMENT_OPTIONS = ('netns', 'object', 'program', 'priority', 'handle', 'backend', 'placement', 'relative_to',
                     'hooks', 'rp_filter_loose')
 
@@ -336,11 +403,8 @@ def state_document(params):
 def write_state_file(path, doc, persist, check_mode):
     """Write (persist) or remove the state file; True when that changes it."""
     if persist:
-        return _restore.write_json(path, doc, check_mode)
-    exists = os.path.exists(path)
-    if exists and not check_mode:
-        os.unlink(path)
-    return exists
+        return _files.write_json(path, doc, check_mode)
+    return _files.remove(path, check_mode)
 
 
 def staged_object(params):
@@ -350,15 +414,65 @@ def staged_object(params):
     if wanted is None or not params['object']:
         return None
     wanted = wanted.lower()
-    if _restore.file_sha256(params['object']) == wanted:
+    if _files.sha256(params['object']) == wanted:
         return None
     staged = params['object_staged']
     if staged is None:
         return OBJECT_WANTED
-    found = _restore.file_sha256(staged)
+    found = _files.sha256(staged)
     if found != wanted:
         raise EbpfTcError('object_staged: %s has SHA-256 %s, not %s (object_sha256)' % (staged, found, wanted))
     return staged, wanted
+
+
+def restore_code_wanted(params):
+    """Whether O(restore_code_dir) should hold the restore code after this run."""
+    return bool(params['restore_code_dir']) and params['restore_code'] and params['state'] == 'present'
+
+
+def staged_code(params, check_mode):
+    """(archive, stamp) of the restore code to install for this run (archive None in check mode), None when
+    the installed code is the one wanted; RESTORE_CODE_WANTED when the action plugin should send it."""
+    wanted = params['restore_code_sha256']
+    if not restore_code_wanted(params) or wanted is None:
+        return None
+    if _restore_code.installed_stamp(params['restore_code_dir']) == wanted:
+        return None
+    if params['restore_code_staged'] is None and not check_mode:
+        return RESTORE_CODE_WANTED
+    return params['restore_code_staged'], wanted
+
+
+def check_persistence(params):
+    """What the restore unit needs, checked before anything changes."""
+    if params['restore_unit'] and params['persist'] and params['state'] == 'present':
+        if not params['state_file']:
+            raise EbpfTcError('state_file: required with restore_unit and persist (the file the unit restores)')
+        if not restore_code_wanted(params):
+            raise EbpfTcError('restore_code_dir: required, with restore_code true, with restore_unit and persist '
+                              '(the unit runs the code there)')
+
+
+def persist_restore(params, code, check_mode):
+    """Install or remove the restore code and write the restore unit; the result's restore_* and systemd."""
+    out = {'restore_code_changed': False, 'restore_unit_changed': False, 'restore_unit_found': False,
+           'systemd': _restore_code.systemd_running()}
+    directory = params['restore_code_dir']
+    if restore_code_wanted(params):
+        if code is not None:
+            out['restore_code_changed'] = True
+            if not check_mode:
+                _restore_code.install(code[0], directory, code[1])
+    elif directory:
+        out['restore_code_changed'] = _restore_code.remove(directory, check_mode)
+    unit = params['restore_unit']
+    if unit and params['persist'] and params['state'] == 'present':
+        text = _restore_code.unit_text(directory, params['state_file'], params['netns'])
+        out['restore_unit_changed'] = _files.write_text(unit, text, check_mode)
+        out['restore_unit_found'] = True
+    elif unit:
+        out['restore_unit_found'] = os.path.exists(unit)
+    return out
 
 
 def hook_diffs(hooks):
@@ -381,27 +495,28 @@ def run(params, check_mode):
     doc = state_document(params)
     if params['confirm']:
         return _restore.confirm(doc, check_mode), []
+    check_persistence(params)
+    code = staged_code(params, check_mode)
     record_path = params['record']
     record = _restore.load_record(record_path)
     if params['state'] == 'absent':
         result = _restore.remove(doc, record, check_mode)
         result['removed'] = result.pop('hooks')
-        if record_path and os.path.exists(record_path):
+        if record_path and _files.remove(record_path, check_mode):
             result['changed'] = True
-            if not check_mode:
-                os.unlink(record_path)
         diff = []
     else:
         staged = staged_object(params) if params['hooks'] else None
-        if staged == OBJECT_WANTED:     # nothing checked or changed yet: the action plugin sends object_src
-            return {'changed': False, OBJECT_WANTED: True}, []
+        wanted = {OBJECT_WANTED: staged == OBJECT_WANTED, RESTORE_CODE_WANTED: code == RESTORE_CODE_WANTED}
+        if any(wanted.values()):    # nothing checked or changed yet: the action plugin sends them
+            return dict(wanted, changed=False), []
         loaded = copy.deepcopy(record)
         try:
             result = _restore.converge(doc, record, check_mode, params['confirm_timeout'], staged)
         finally:
             # also after a failure half-way; a failed check changed nothing, so there is nothing to record
             if record_path and not check_mode and record != loaded:
-                _restore.write_record(record_path, record)
+                _files.write_json(record_path, record)
         diff = hook_diffs(result['hooks'])
         for hook in result['hooks']:
             del hook['diff']
@@ -414,7 +529,9 @@ def run(params, check_mode):
     if params['state_file']:
         persist = params['persist'] and params['state'] == 'present'
         result['state_file_changed'] = write_state_file(params['state_file'], doc, persist, check_mode)
-        result['changed'] = result['changed'] or result['state_file_changed']
+    result.update(persist_restore(params, code, check_mode))
+    result['changed'] = result['changed'] or any(result[key] for key in (
+        'state_file_changed', 'restore_code_changed', 'restore_unit_changed'))
     return result, diff
 
 
@@ -440,6 +557,11 @@ ARGUMENT_SPEC = dict(
     object_src=dict(type='path'),     # the action plugin's (plugins/action/steering_state.py)
     object_sha256=dict(type='str'),
     object_staged=dict(type='path'),
+    restore_code_dir=dict(type='path'),
+    restore_code=dict(type='bool', default=True),
+    restore_unit=dict(type='path'),
+    restore_code_sha256=dict(type='str'),     # the action plugin's
+    restore_code_staged=dict(type='path'),
 )
 
 

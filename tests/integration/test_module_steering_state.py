@@ -16,7 +16,7 @@ from nslab import Lab  # noqa: E402
 from objects import CniStandin, cni_standin, rejected_steering  # noqa: E402
 from playbook import run_play  # noqa: E402
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program, _restore, _tc  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program, _restore, _restore_code, _tc  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._confirm import Pending  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
 
@@ -251,6 +251,59 @@ def test_object_src_is_sent_only_when_the_hosts_copy_differs(node, tmp_path):
     assert res.rc == 0 and res[0]['object_installed'], res
     with open(target + '.sha256') as src:
         assert not src.read().startswith(digest)
+
+
+def test_restore_code_and_unit_are_written_only_when_they_differ(node, tmp_path):
+    """restore_code_dir and restore_unit: check mode writes nothing; the converge installs the collection's
+    restore code (one archive) and a unit that runs it on state_file; a re-run touches neither; a changed stamp
+    reinstalls (an older version's file goes); persist false leaves the unit for the caller to disable and
+    reports it; restore_code false and state absent remove the code. A unit without its code fails first."""
+    lib = str(tmp_path / 'lib')
+    unit = str(tmp_path / 'systemd' / 'ebpf-tc-restore.service')
+    hooks = HOOKS[:1]
+    persistence = dict(hooks=hooks, restore_code_dir=lib, restore_unit=unit)
+
+    res = run_play([node.task(restore_unit=unit, hooks=hooks, ignore_errors=True)])
+    assert res[0]['msg'].startswith('restore_code_dir: required'), res[0]
+    assert node.hooks() == {} and not os.path.exists(node.state_file)
+
+    res = run_play([node.task(check=True, **persistence), node.task(**persistence), node.task(**persistence)])
+    assert res.rc == 0, res
+    assert [(r['restore_code_changed'], r['restore_unit_changed']) for r in res] == [
+        (True, True), (True, True), (False, False)]
+    assert res.changed == [True, True, False] and isinstance(res[2]['systemd'], bool)
+    code = _restore_code.sources(ROOT)
+    assert _restore_code.installed_stamp(lib) == _restore_code.stamp(code)
+    for name, source in code:
+        with open(os.path.join(lib, name), 'rb') as got, open(source, 'rb') as want:
+            assert got.read() == want.read(), name
+    with open(unit) as src:
+        assert src.read() == _restore_code.unit_text(lib, node.state_file, node.ns)
+    installed = dict((name, os.stat(os.path.join(lib, name)).st_mtime_ns) for name, dummy in code)
+
+    # another stamp on the host (an older version): the code is sent again, and the older version's file goes
+    stale = os.path.join(lib, _restore_code.MODULE_UTILS, '_older.py')
+    with open(stale, 'w') as out:
+        out.write('older = True\n')
+    with open(os.path.join(lib, _restore_code.STAMP), 'w') as out:
+        out.write('0' * 64 + '\n')
+    res = run_play([node.task(**persistence)])
+    assert res.changed == [True] and res[0]['restore_code_changed'] and not res[0]['restore_unit_changed'], res
+    assert not os.path.exists(stale) and _restore_code.installed_stamp(lib) == _restore_code.stamp(code)
+    assert all(os.stat(os.path.join(lib, name)).st_mtime_ns >= installed[name] for name in installed)
+
+    # persist false: the state file goes, the unit stays for the caller (systemctl disable needs its file)
+    res = run_play([node.task(persist=False, **persistence)])
+    assert res[0]['state_file_changed'] and res[0]['restore_unit_found'] and not res[0]['restore_code_changed'], res
+    assert os.path.exists(unit) and not os.path.exists(node.state_file)
+    res = run_play([node.task(persist=False, restore_code=False, **persistence)])
+    assert res.changed == [True] and res[0]['restore_code_changed'], res
+    assert os.listdir(lib) == []
+
+    run_play([node.task(**persistence)])
+    res = run_play([node.task(state='absent', restore_code_dir=lib, restore_unit=unit, hooks=hooks)])
+    assert res[0]['restore_code_changed'] and res[0]['restore_unit_found'], res
+    assert os.listdir(lib) == [] and node.hooks() == {}
 
 
 def test_check_mode_without_bpffs_says_every_hook_would_be_attached(node, monkeypatch):

@@ -4,12 +4,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Persistence: the restore CLI and the systemd unit's command bring programs and rules back.
 
-The host layout is the role's (ebpf_tc_lib_dir with the CLI, the object and a copy of module_utils under
-ansible_collections/ebpf/tc/plugins/module_utils/; ebpf_tc_config_dir with state.json), built in a tmp
-dir. The hook is node eth0 egress in a namespace (``netns`` set in the state): the restore enters it
-itself. A reboot is stood in for by wiping the tc state (the clsact qdisc, with its filters) and the
-pins, then running the ExecStart line of the unit rendered from the role's template. Everything runs
-with the distro's /usr/bin/python3, without Ansible, as the unit does.
+The host layout is the role's (ebpf_tc_lib_dir with the object and the restore code - the CLI and a copy of
+module_utils under ansible_collections/ebpf/tc/plugins/module_utils/, installed from the archive
+ebpf.tc.steering_state sends; ebpf_tc_config_dir with state.json), built in a tmp dir. The hook is node eth0
+egress in a namespace (``netns`` set in the state): the restore enters it itself. A reboot is stood in for by
+wiping the tc state (the clsact qdisc, with its filters) and the pins, then running the ExecStart line of the
+unit ebpf.tc.steering_state writes. Everything runs with the distro's /usr/bin/python3, without Ansible, as the
+unit does.
 
 Counters restart from 0 after a wipe: they live in the pinned maps, which a reboot (or the wipe) loses.
 """
@@ -26,7 +27,6 @@ import shutil
 import subprocess
 import sys
 
-import jinja2
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # pylint: disable=wrong-import-position
 from nslab import Lab  # noqa: E402
 
-from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program, _tc  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _program, _restore_code, _tc  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._confirm import PENDING_DIR  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps  # noqa: E402
@@ -42,9 +42,6 @@ from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringM
 
 SYSTEM_PYTHON = '/usr/bin/python3'     # what the unit runs
 OBJECT = os.path.join(ROOT, 'files', 'bpf', 'steering.bpf.o')
-CLI = os.path.join(ROOT, 'roles', 'steering', 'files', 'ebpf_tc_restore.py')
-UNIT_TEMPLATE = os.path.join(ROOT, 'roles', 'steering', 'templates', 'ebpf-tc-restore.service.j2')
-MODULE_UTILS = os.path.join(ROOT, 'plugins', 'module_utils')
 
 NODE_V4, PEER_V4 = '10.230.0.1', '10.230.0.2'
 BLOCKED_PORT, OPEN_PORT = 8080, 9090
@@ -75,13 +72,11 @@ class Host:
         # the role's layout on the host
         self.lib_dir = os.path.join(tmp, 'lib')
         self.config_dir = os.path.join(tmp, 'etc')
-        copy_dir = os.path.join(self.lib_dir, 'ansible_collections', 'ebpf', 'tc', 'plugins', 'module_utils')
-        os.makedirs(copy_dir)
         os.makedirs(self.config_dir)
-        for name in os.listdir(MODULE_UTILS):
-            if name.endswith('.py'):
-                shutil.copy(os.path.join(MODULE_UTILS, name), copy_dir)
-        shutil.copy(CLI, self.lib_dir)
+        code = _restore_code.sources(ROOT)
+        archive = os.path.join(tmp, 'restore_code.tar.gz')
+        _restore_code.build_archive(code, archive)
+        _restore_code.install(archive, self.lib_dir, _restore_code.stamp(code))
         shutil.copy(OBJECT, self.lib_dir)
         self.state_path = os.path.join(self.config_dir, 'state.json')
         self.state = {
@@ -93,11 +88,8 @@ class Host:
         }
         self.write_state(self.state)
         self.unit_path = os.path.join(tmp, 'ebpf-tc-restore-test.service')
-        with open(UNIT_TEMPLATE) as handle:
-            template = jinja2.Template(handle.read(), keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
         with open(self.unit_path, 'w') as handle:
-            handle.write(template.render(ebpf_tc_lib_dir=self.lib_dir, ebpf_tc_config_dir=self.config_dir,
-                                         ebpf_tc_netns=self.node))
+            handle.write(_restore_code.unit_text(self.lib_dir, self.state_path, self.node))
 
     def write_state(self, state, path=None):
         with open(path or self.state_path, 'w') as handle:
