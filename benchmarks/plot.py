@@ -1,5 +1,6 @@
-"""The plots: results/cost_vs_rules.png from dataplane.json (ns/packet against the rule count) and
-results/throughput.png from throughput.json (each system's ratio to no filter).
+"""The plots: results/cost_vs_rules.png from dataplane.json (ns/packet against the rule count),
+results/throughput.png from throughput.json (each system's ratio to no filter) and results/controlplane.png
+from controlplane.json (the role's converge and re-run against the fleet size).
 
 cost_vs_rules: one line per (system, probe kind): the steering program for each probe, the floor program (which has no
 rules, so it is drawn flat across the range), and the empty program (what the test-run loop itself costs
@@ -98,6 +99,52 @@ def plot_throughput(throughput, path=None):
         fontsize=10)
     ax.grid(True, axis='y', alpha=0.3)
     ax.legend(fontsize=8, loc='upper right', ncol=3)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_controlplane(controlplane, path=None):
+    """Per fleet size, the wall seconds of the role's converge and idempotent re-run (bars, log scale), with
+    the 50-host targets as lines; beside them, hatched, an earlier commit's run on the same machine when the
+    JSON carries one ('baseline': {'git_commit', 'role_fleet'})."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    path = path or os.path.join(common.RESULTS, 'controlplane.png')
+    rows = controlplane['role_fleet']
+    machine = controlplane['machine']
+    baseline = controlplane.get('baseline')
+    series = []
+    if baseline:
+        base = dict((row['hosts'], row) for row in baseline['role_fleet'])
+        series.append(('converge', 'tab:blue', '//', [base.get(row['hosts']) for row in rows], baseline['git_commit'][:7]))
+        series.append(('rerun', 'tab:green', '//', [base.get(row['hosts']) for row in rows], baseline['git_commit'][:7]))
+    series.insert(1 if baseline else 0, ('converge', 'tab:blue', None, rows, machine['git_commit'][:7]))
+    series.append(('rerun', 'tab:green', None, rows, machine['git_commit'][:7]))
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
+    width = 0.8 / len(series)
+    for i, (run, color, hatch, fleet, commit) in enumerate(series):
+        xs = [x + (i - (len(series) - 1) / 2.0) * width for x in range(len(rows))]
+        ys = [row['%s_s' % run] if row else 0 for row in fleet]
+        label = '%s, %s' % ('converge' if run == 'converge' else 'idempotent re-run', commit)
+        bars = ax.bar(xs, ys, width, color='white' if hatch else color, edgecolor=color, hatch=hatch, label=label)
+        ax.bar_label(bars, labels=['%.0f s' % y if y else '' for y in ys], fontsize=7)
+    for name, color in (('converge_50_hosts_under_180s', 'tab:blue'), ('rerun_50_hosts_under_60s', 'tab:green')):
+        target = controlplane['targets'][name]['target_s']
+        ax.axhline(target, linestyle='--', color=color, alpha=0.6, label='target for 50 hosts: %.0f s' % target)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(['%d hosts, forks %d' % (row['hosts'], row['forks']) for row in rows])
+    ax.set_yscale('log')
+    ax.set_ylim(1, 20000)
+    ax.set_ylabel('wall seconds (log scale)')
+    ax.set_title('The role ebpf.tc.steering on fleet-lab hosts (controller and hosts share the machine)\n'
+                 '%s, %d vCPUs, %s' % (machine['kernel'], machine['nproc'], machine['date'][:10]), fontsize=10)
+    ax.grid(True, axis='y', alpha=0.3)
+    ax.legend(fontsize=8, loc='upper left', ncol=3)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path)

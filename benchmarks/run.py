@@ -46,7 +46,8 @@ def parse_args(argv=None):
     return args
 
 
-PLOTS = {'dataplane': ('plot', 'cost_vs_rules.png'), 'throughput': ('plot_throughput', 'throughput.png')}
+PLOTS = {'dataplane': ('plot', 'cost_vs_rules.png'), 'throughput': ('plot_throughput', 'throughput.png'),
+         'controlplane': ('plot_controlplane', 'controlplane.png')}
 
 
 def draw(out, parts=tuple(PLOTS)):

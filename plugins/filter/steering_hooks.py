@@ -2,7 +2,8 @@
 # Copyright (c) ebpf.tc contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters ``steering_hooks`` and ``return_path_interfaces``: the role's intents turned into rule sets.
+"""Filters ``steering_hooks`` and ``return_path_interfaces``: the role's intents turned into rule sets;
+``shadowed_hooks`` and ``steering_snapshot``: what ebpf.tc.rollout reads of a host.
 
 Pure Python on the controller, no host access. Documentation: ``steering_hooks.yml`` and
 ``return_path_interfaces.yml`` beside this file (``ansible-doc -t filter ebpf.tc.steering_hooks``).
@@ -21,6 +22,7 @@ __metaclass__ = type
 import copy
 import hashlib
 import ipaddress
+import json
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -445,6 +447,30 @@ def shadowed_hooks(hooks, facts, backend='auto', allow_shadowed=False):
     return out
 
 
+def steering_snapshot(facts, program='steering'):
+    """What the host's hooks run of `program`, from `facts` (ebpf.tc.tc_info's result): the hooks in canonical
+    form with their rule sets (what a rollback reapplies), their fingerprint (the same rule sets give the same
+    one on any host), a one-line description, and the packets the redirect rules and all rules counted."""
+    hooks, redirect, packets = [], 0, 0
+    for name, interface in sorted(((facts or {}).get('interfaces') or {}).items()):
+        for direction in ('egress', 'ingress'):
+            hook = interface.get(direction) or {}
+            steering = hook.get('steering')
+            if not (steering and steering.get('applied') and (hook.get('attached') or {}).get('program') == program):
+                continue
+            hooks.append({'interface': name, 'direction': direction, 'default_action': steering['default_action'],
+                          'rules': steering['rules']})
+            counters = steering.get('counters') or {}
+            packets += sum(counter['packets'] for counter in counters.values())
+            redirect += sum((counters.get(rule['name']) or {}).get('packets', 0)
+                            for rule in steering['rules'] if rule['action'] == 'redirect')
+    fingerprint = hashlib.sha1(json.dumps(hooks, sort_keys=True).encode()).hexdigest()[:8]
+    described = '; '.join('%s/%s %d rules (default %s)' % (hook['interface'], hook['direction'], len(hook['rules']),
+                                                           hook['default_action']) for hook in hooks)
+    return {'hooks': hooks, 'fingerprint': fingerprint, 'redirect_packets': redirect, 'packets': packets,
+            'description': '%s #%s' % (described, fingerprint) if hooks else 'no steering'}
+
+
 class FilterModule(object):
     """ebpf.tc filters for the steering role."""
 
@@ -453,4 +479,5 @@ class FilterModule(object):
             'steering_hooks': steering_hooks,
             'return_path_interfaces': return_path_interfaces,
             'shadowed_hooks': shadowed_hooks,
+            'steering_snapshot': steering_snapshot,
         }

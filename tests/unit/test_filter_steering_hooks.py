@@ -143,7 +143,7 @@ def test_return_path_interfaces_refuses(value, path, text):
 def test_filter_module_exposes_the_filters():
     filters = F.FilterModule().filters()
     assert filters == {'steering_hooks': F.steering_hooks, 'return_path_interfaces': F.return_path_interfaces,
-                       'shadowed_hooks': F.shadowed_hooks}
+                       'shadowed_hooks': F.shadowed_hooks, 'steering_snapshot': F.steering_snapshot}
 
 
 # -- policies ------------------------------------------------------------------------------------
@@ -487,7 +487,7 @@ def test_argument_specs_and_defaults_agree():
 # -- ansible-doc renders the filters ------------------------------------------------------------
 
 
-@pytest.mark.parametrize('name', ['steering_hooks', 'return_path_interfaces', 'shadowed_hooks'])
+@pytest.mark.parametrize('name', ['steering_hooks', 'return_path_interfaces', 'shadowed_hooks', 'steering_snapshot'])
 def test_filter_doc_renders(name):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.tmp', 'collections'),
                ANSIBLE_NOCOLOR='1')
@@ -517,3 +517,41 @@ def test_shadowed_hooks_names_foreign_tcx_programs_only_for_clsact():
     assert F.shadowed_hooks(hooks, facts, 'clsact', allow_shadowed=True) == []
     assert F.shadowed_hooks(hooks, facts, 'auto') == F.shadowed_hooks(hooks, facts, 'tcx') == []
     assert F.shadowed_hooks(hooks, {}, 'clsact') == F.shadowed_hooks([], facts, 'clsact') == []
+
+
+def _hook_facts(program, rules, counters, applied=True):
+    return {'attached': {'program': program, 'backend': 'tcx'},
+            'steering': {'applied': applied, 'default_action': 'pass', 'rules': rules, 'counters': counters}}
+
+
+def test_steering_snapshot_of_the_hooks_our_program_runs():
+    ret = {'name': 'vip', 'match': {'src': '192.0.2.10/32'}, 'action': 'redirect', 'redirect': {'interface': 'eth1'}}
+    drop = {'name': 'no-ping', 'match': {'proto': 'icmp'}, 'action': 'drop'}
+    facts = {'interfaces': {
+        'eth1': {'ingress': _hook_facts('steering', [drop], {'no-ping': {'packets': 3}, '(default)': {'packets': 4}})},
+        'eth0': {'egress': _hook_facts('steering', [ret, drop], {'vip': {'packets': 5}, 'no-ping': {'packets': 1},
+                                                                 '(default)': {'packets': 10}}),
+                 'ingress': _hook_facts('other', [drop], {'no-ping': {'packets': 100}})},   # not our program
+        'eth2': {'egress': _hook_facts('steering', [], {}, applied=None)},                  # unreadable
+    }}
+    snap = F.steering_snapshot(facts)
+    assert [(h['interface'], h['direction']) for h in snap['hooks']] == [('eth0', 'egress'), ('eth1', 'ingress')]
+    assert snap['hooks'][0] == {'interface': 'eth0', 'direction': 'egress', 'default_action': 'pass',
+                                'rules': [ret, drop]}
+    assert (snap['redirect_packets'], snap['packets']) == (5, 23)
+    assert re.match(r'^[0-9a-f]{8}$', snap['fingerprint'])
+    assert snap['description'] == ('eth0/egress 2 rules (default pass); eth1/ingress 1 rules (default pass) #'
+                                   + snap['fingerprint'])
+    # the fingerprint is the rule sets': counters and the order facts come in do not change it
+    again = copy.deepcopy(facts)
+    again['interfaces']['eth0']['egress']['steering']['counters']['vip']['packets'] = 99
+    assert F.steering_snapshot(dict(interfaces=dict(reversed(list(again['interfaces'].items())))))[
+        'fingerprint'] == snap['fingerprint']
+    drop['action'] = 'pass'
+    assert F.steering_snapshot(facts)['fingerprint'] != snap['fingerprint']
+
+
+def test_steering_snapshot_of_a_host_without_steering():
+    for facts in ({}, {'failed': True, 'msg': 'Failed to import the required Python library'}, None):
+        assert F.steering_snapshot(facts) == {'hooks': [], 'fingerprint': F.steering_snapshot({})['fingerprint'],
+                                              'redirect_packets': 0, 'packets': 0, 'description': 'no steering'}

@@ -67,4 +67,4 @@ def test_steering_state_examples_are_valid_state_documents():
         for hook in steering_state.state_document(params)['hooks']:
             _rules.validate(hook['rules'], hook['default_action'])
             checked += 1
-    assert checked == 2
+    assert checked == 3
