@@ -16,6 +16,14 @@ KIND_STYLE = {'early': ('tab:green', 'o'), 'late': ('tab:red', 's'), 'none': ('t
               'ipv6': ('tab:blue', 'D')}
 
 
+def _save(plt, fig, path):
+    """Write `fig` to `path` (its directory made when missing), free it and return the path."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot(dataplane, path=None):
     import matplotlib
     matplotlib.use('Agg')
@@ -56,10 +64,7 @@ def plot(dataplane, path=None):
     fig.text(0.01, 0.01, 'For scale (not measured here): a linear scan at the issue\'s 1.7 ns/rule would cost '
              '~1.7 us at 1,000 rules and ~7 us at 4,096.', fontsize=7, alpha=0.8)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 THROUGHPUT_METRICS = (('tcp', 'TCP'), ('tcp_per_cpu', 'TCP per CPU'), ('udp', 'UDP 64 B'),
@@ -100,10 +105,7 @@ def plot_throughput(throughput, path=None):
     ax.grid(True, axis='y', alpha=0.3)
     ax.legend(fontsize=8, loc='upper right', ncol=3)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_controlplane(controlplane, path=None):
@@ -146,7 +148,4 @@ def plot_controlplane(controlplane, path=None):
     ax.grid(True, axis='y', alpha=0.3)
     ax.legend(fontsize=8, loc='upper left', ncol=3)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
