@@ -4,16 +4,19 @@
  * passes, drops, redirects (to an interface and next hop), marks or polices them.
  *
  * The semantics and the map layout are described in docs/docsite/rst/dataplane.rst; the Python compiler in
- * plugins/module_utils/_rules.py and _layout.py is the other side of that ABI. Keep the three in step.
+ * plugins/module_utils/_classifier.py and _layout.py is the other side of that ABI. Keep the three in step.
+ * The parser is in steering_parse.h, which the benchmark's floor program (benchmarks/bpf/floor.bpf.c)
+ * includes too.
  *
  * Built with: clang -O2 -g -target bpf (see files/bpf/build.sh). Only UAPI headers: the program touches
  * __sk_buff and packet bytes, nothing that needs CO-RE.
  */
 #include <linux/bpf.h>
-#include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+
+#include "steering_parse.h"
 
 #define MAX_RULES      4096
 #define NWORDS         (MAX_RULES / 64)
@@ -23,7 +26,6 @@
 #define PORT_INDEXES   65537
 #define COUNTER_SLOTS  (2 * MAX_RULES)
 #define DEFAULT_COUNTER COUNTER_SLOTS
-#define MAX_EXT_HEADERS 8
 
 #define PROTO_NON_IP    256
 #define PROTO_MALFORMED 257
@@ -43,27 +45,8 @@ enum police_unit {
 
 #define NSEC_PER_SEC 1000000000ULL
 
-#define ETH_P_8021Q_  0x8100
-#define ETH_P_8021AD_ 0x88A8
-#define ETH_P_IP_     0x0800
-#define ETH_P_IPV6_   0x86DD
-
-#define IPPROTO_HOPOPTS_  0
-#define IPPROTO_TCP_      6
-#define IPPROTO_UDP_      17
-#define IPPROTO_ROUTING_  43
-#define IPPROTO_FRAGMENT_ 44
-#define IPPROTO_AH_       51
-#define IPPROTO_DSTOPTS_  60
-#define IPPROTO_SCTP_     132
-
 #define AF_INET_  2
 #define AF_INET6_ 10
-
-struct lpm_key {
-	__u32 prefixlen;
-	__u8 data[17]; /* tag (slot << 1 | is_ipv6), then the address */
-} __attribute__((packed));
 
 struct set_header {
 	__u32 slot;
@@ -237,167 +220,6 @@ struct {
 	__type(value, struct settings);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } settings SEC(".maps");
-
-enum pkt_kind {
-	PKT_NON_IP = 0,
-	PKT_IP = 1,
-	PKT_MALFORMED = 2,
-};
-
-struct packet {
-	__u32 kind;
-	__u32 proto;
-	__u32 has_ports;
-	__u16 sport; /* host order */
-	__u16 dport;
-	struct lpm_key src; /* tag byte filled in later, once the slot is known */
-	struct lpm_key dst;
-};
-
-static __always_inline int is_ipv6_ext(__u8 nh)
-{
-	return nh == IPPROTO_HOPOPTS_ || nh == IPPROTO_ROUTING_ || nh == IPPROTO_DSTOPTS_ ||
-	       nh == IPPROTO_AH_ || nh == IPPROTO_FRAGMENT_;
-}
-
-/*
- * Walks at most MAX_EXT_HEADERS IPv6 extension headers from offset off (nh: the first next-header
- * value). Returns -1 for a malformed packet: a header cut short by the end of the frame, or one more
- * extension header than we walk.
- *
- * Fully unrolled: no back-edge. Kernels before 6.3 (Debian 12's 6.1, Ubuntu 22.04's 5.15) refuse a loop
- * whose back-edge is a fall-through rather than a jump ("back-edge from insn N to N+1"), and whether clang
- * lays a loop out that way is not ours to choose. The kernel matrix (tests/kernels/) proves the object on
- * those kernels; it builds its guard fixture, the loop shape 6.1 refuses, by defining EXT_HEADER_LOOP as
- * _Pragma("clang loop unroll(disable)"). The shipped object never defines it.
- */
-#ifndef EXT_HEADER_LOOP
-#define EXT_HEADER_LOOP _Pragma("clang loop unroll(full)")
-#endif
-static __always_inline int parse_ipv6_ext(struct __sk_buff *skb, struct packet *p, __u32 off, __u8 nh)
-{
-	__u8 hdr[8];
-	__u32 len;
-	int i;
-
-	EXT_HEADER_LOOP
-	for (i = 0; i <= MAX_EXT_HEADERS; i++) {
-		if (!is_ipv6_ext(nh)) {
-			p->proto = nh;
-			goto l4;
-		}
-		if (i == MAX_EXT_HEADERS)
-			return -1;
-		if (nh == IPPROTO_FRAGMENT_) {
-			if (bpf_skb_load_bytes(skb, off, hdr, 8))
-				return -1;
-			nh = hdr[0];
-			off += 8;
-			/* fragment offset: the upper 13 bits of bytes 2-3 */
-			if ((((__u16)hdr[2] << 8) | hdr[3]) & 0xfff8) {
-				p->proto = nh;
-				return 0; /* non-first fragment: no ports */
-			}
-			continue;
-		}
-		if (bpf_skb_load_bytes(skb, off, hdr, 2))
-			return -1;
-		if (nh == IPPROTO_AH_)
-			len = ((__u32)hdr[1] + 2) * 4;
-		else
-			len = ((__u32)hdr[1] + 1) * 8;
-		/* the whole header must be in the frame, not only its first bytes */
-		if (bpf_skb_load_bytes(skb, off + len - 1, &hdr[2], 1))
-			return -1;
-		nh = hdr[0];
-		off += len;
-	}
-	return -1;
-l4:
-	if (nh == IPPROTO_TCP_ || nh == IPPROTO_UDP_ || nh == IPPROTO_SCTP_) {
-		__be16 ports[2];
-
-		if (!bpf_skb_load_bytes(skb, off, ports, 4)) {
-			p->has_ports = 1;
-			p->sport = bpf_ntohs(ports[0]);
-			p->dport = bpf_ntohs(ports[1]);
-		}
-	}
-	return 0;
-}
-
-static __always_inline void parse(struct __sk_buff *skb, struct packet *p)
-{
-	__be16 proto;
-	__u32 off = ETH_HLEN;
-
-	p->kind = PKT_NON_IP;
-	if (bpf_skb_load_bytes(skb, 12, &proto, 2))
-		return;
-	if (proto == bpf_htons(ETH_P_8021Q_) || proto == bpf_htons(ETH_P_8021AD_)) {
-		if (bpf_skb_load_bytes(skb, 16, &proto, 2))
-			return;
-		off += 4;
-	}
-
-	if (proto == bpf_htons(ETH_P_IP_)) {
-		__u8 h[20];
-		__u32 ihl;
-
-		p->kind = PKT_MALFORMED;
-		if (bpf_skb_load_bytes(skb, off, h, 20))
-			return;
-		ihl = h[0] & 0x0f;
-		if ((h[0] >> 4) != 4 || ihl < 5)
-			return;
-		/* the options too must be in the frame */
-		if (ihl > 5) {
-			__u8 last;
-
-			if (bpf_skb_load_bytes(skb, off + ihl * 4 - 1, &last, 1))
-				return;
-		}
-		p->kind = PKT_IP;
-		p->proto = h[9];
-		p->src.prefixlen = 8 + 32;
-		p->dst.prefixlen = 8 + 32;
-		__builtin_memcpy(&p->src.data[1], &h[12], 4);
-		__builtin_memcpy(&p->dst.data[1], &h[16], 4);
-		p->src.data[0] = 0;
-		p->dst.data[0] = 0;
-		/* fragment offset (low 13 bits of bytes 6-7) != 0: a non-first fragment has no ports */
-		if (((((__u16)h[6] << 8) | h[7]) & 0x1fff) == 0 &&
-		    (p->proto == IPPROTO_TCP_ || p->proto == IPPROTO_UDP_ || p->proto == IPPROTO_SCTP_)) {
-			__be16 ports[2];
-
-			if (!bpf_skb_load_bytes(skb, off + ihl * 4, ports, 4)) {
-				p->has_ports = 1;
-				p->sport = bpf_ntohs(ports[0]);
-				p->dport = bpf_ntohs(ports[1]);
-			}
-		}
-		return;
-	}
-
-	if (proto == bpf_htons(ETH_P_IPV6_)) {
-		__u8 h[40];
-
-		p->kind = PKT_MALFORMED;
-		if (bpf_skb_load_bytes(skb, off, h, 40))
-			return;
-		if ((h[0] >> 4) != 6)
-			return;
-		p->src.prefixlen = 8 + 128;
-		p->dst.prefixlen = 8 + 128;
-		__builtin_memcpy(&p->src.data[1], &h[8], 16);
-		__builtin_memcpy(&p->dst.data[1], &h[24], 16);
-		p->src.data[0] = 1;
-		p->dst.data[0] = 1;
-		if (parse_ipv6_ext(skb, p, off + 40, h[6]))
-			return;
-		p->kind = PKT_IP;
-	}
-}
 
 static __always_inline void count_proto(struct __sk_buff *skb, __u32 bucket)
 {

@@ -104,7 +104,7 @@ def test_artifact_holds_the_collection_and_none_of_the_workshop(tarball):
         'shipped but not expected': sorted(members - expected - set(GENERATED)),
         'expected but missing': sorted(expected - members)}
     # the precompiled object, its source and its build script ship together; the object is the tree's
-    assert {OBJECT, 'files/bpf/steering.bpf.c', 'files/bpf/build.sh'} <= members
+    assert {OBJECT, 'files/bpf/steering.bpf.c', 'files/bpf/steering_parse.h', 'files/bpf/build.sh'} <= members
     assert hashlib.sha256(shipped_object).hexdigest() == sha256(os.path.join(ROOT, OBJECT))
     assert not [m for m in members if '__pycache__' in m or m.endswith('.pyc')]
 
