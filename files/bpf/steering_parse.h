@@ -48,34 +48,38 @@ struct l4_ports {
 #define IPV4_FRAG_OFFSET 0x1fff /* iphdr.frag_off: the offset bits (IP_OFFSET in the kernel) */
 #define IPV6_FRAG_OFFSET 0xfff8
 
-/* An LPM trie key: the tag byte (slot << 1 | is_ipv6), then the address; filled in by the parser but
- * the tag, which the steering program sets once it knows the slot */
-struct lpm_key {
-	__u32 prefixlen;
-	__u8 data[17];
-} __attribute__((packed));
-
 enum pkt_kind {
 	PKT_NON_IP = 0,
 	PKT_IP = 1,
 	PKT_MALFORMED = 2,
 };
 
-struct packet {
-	__u32 kind;
-	__u32 proto;
-	__u32 has_ports;
-	__u16 sport; /* host order */
-	__u16 dport;
-	struct lpm_key src;
-	struct lpm_key dst;
+/*
+ * What classification reads of a packet, in 8-byte words so that the steering program's flow cache can
+ * hash and compare it word by word. An IPv4 address is in the first 4 bytes of its words, the rest zero.
+ */
+struct flow {
+	union {
+		struct {
+			__u8 ipv6;      /* 0 for IPv4, 1 for IPv6 */
+			__u8 proto;
+			__u8 has_ports;
+			__u8 pad;
+			__u16 sport;    /* host order */
+			__u16 dport;
+			__u64 saddr[2];
+			__u64 daddr[2];
+		};
+		__u64 words[5];
+	};
 };
 
-/*
- * A pointer to the `len` bytes at `off` in the packet, or NULL when the packet is shorter. The bytes are
- * read in place when they are in the linear part; otherwise they are pulled into it first. Every packet
- * pointer taken before a call is stale after it (a pull moves the data): callers keep offsets, not pointers.
- */
+struct packet {
+	__u32 kind;
+	__u32 pad;
+	struct flow flow;
+};
+
 /*
  * skb->data or skb->data_end, read from the context at this point: after a pull clang must not reuse an
  * earlier value, and it must not keep a pointer into the context either (the verifier refuses a load through
@@ -109,17 +113,17 @@ static __always_inline void *packet_bytes(struct __sk_buff *skb, __u32 off, __u3
 	return NULL;
 }
 
-static __always_inline void parse_ports(struct __sk_buff *skb, struct packet *p, __u32 off)
+static __always_inline void parse_ports(struct __sk_buff *skb, struct flow *f, __u32 off)
 {
 	struct l4_ports *l4;
 
-	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP && p->proto != IPPROTO_SCTP)
+	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP && f->proto != IPPROTO_SCTP)
 		return;
 	l4 = packet_bytes(skb, off, sizeof(*l4));
 	if (l4) {
-		p->has_ports = 1;
-		p->sport = bpf_ntohs(l4->source);
-		p->dport = bpf_ntohs(l4->dest);
+		f->has_ports = 1;
+		f->sport = bpf_ntohs(l4->source);
+		f->dport = bpf_ntohs(l4->dest);
 	}
 }
 
@@ -153,8 +157,8 @@ static __always_inline int parse_ipv6_ext(struct __sk_buff *skb, struct packet *
 		__u32 len;
 
 		if (!is_ipv6_ext(nh)) {
-			p->proto = nh;
-			parse_ports(skb, p, off);
+			p->flow.proto = nh;
+			parse_ports(skb, &p->flow, off);
 			return 0;
 		}
 		if (i == MAX_EXT_HEADERS)
@@ -167,7 +171,7 @@ static __always_inline int parse_ipv6_ext(struct __sk_buff *skb, struct packet *
 			nh = frag->nexthdr;
 			off += sizeof(*frag);
 			if (frag->frag_off & bpf_htons(IPV6_FRAG_OFFSET)) {
-				p->proto = nh;
+				p->flow.proto = nh;
 				return 0; /* non-first fragment: no ports */
 			}
 			continue;
@@ -200,19 +204,15 @@ static __always_inline void parse_ipv4(struct __sk_buff *skb, struct packet *p, 
 		return;
 	hlen = ip->ihl * 4;
 	first_fragment = !(ip->frag_off & bpf_htons(IPV4_FRAG_OFFSET)); /* a later fragment has no ports */
-	p->proto = ip->protocol;
-	p->src.prefixlen = 8 + 32;
-	p->dst.prefixlen = 8 + 32;
-	__builtin_memcpy(&p->src.data[1], &ip->saddr, 4);
-	__builtin_memcpy(&p->dst.data[1], &ip->daddr, 4);
-	p->src.data[0] = 0;
-	p->dst.data[0] = 0;
+	p->flow.proto = ip->protocol;
+	p->flow.saddr[0] = ip->saddr; /* the address bytes in memory order, zero-extended */
+	p->flow.daddr[0] = ip->daddr;
 	/* the options too must be in the frame (ip is stale from here: the check may pull) */
 	if (hlen > sizeof(*ip) && !packet_bytes(skb, off, hlen))
 		return;
 	p->kind = PKT_IP;
 	if (first_fragment)
-		parse_ports(skb, p, off + hlen);
+		parse_ports(skb, &p->flow, off + hlen);
 }
 
 static __always_inline void parse_ipv6(struct __sk_buff *skb, struct packet *p, __u32 off)
@@ -222,12 +222,9 @@ static __always_inline void parse_ipv6(struct __sk_buff *skb, struct packet *p, 
 	p->kind = PKT_MALFORMED;
 	if (!ip6 || ip6->version != 6)
 		return;
-	p->src.prefixlen = 8 + 128;
-	p->dst.prefixlen = 8 + 128;
-	__builtin_memcpy(&p->src.data[1], &ip6->saddr, 16);
-	__builtin_memcpy(&p->dst.data[1], &ip6->daddr, 16);
-	p->src.data[0] = 1;
-	p->dst.data[0] = 1;
+	p->flow.ipv6 = 1;
+	__builtin_memcpy(p->flow.saddr, &ip6->saddr, 16);
+	__builtin_memcpy(p->flow.daddr, &ip6->daddr, 16);
 	if (parse_ipv6_ext(skb, p, off + sizeof(*ip6), ip6->nexthdr))
 		return;
 	p->kind = PKT_IP;

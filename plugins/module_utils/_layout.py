@@ -105,6 +105,15 @@ MAP_SPECS = {
     MAP_SETTINGS: ('array', U32_SIZE, SETTINGS_SIZE, 1),
 }
 
+# The program's own maps: made anew with each load and never pinned (nothing outside the program reads
+# them). The flow cache's entries hold classifier answers of the program that wrote them.
+FLOW_CACHE = 'flow_cache'
+FLOW_CACHE_ENTRY_SIZE = 56
+FLOW_CACHE_ENTRIES = 1024
+PRIVATE_MAP_SPECS = {
+    FLOW_CACHE: ('percpu_array', U32_SIZE, FLOW_CACHE_ENTRY_SIZE, FLOW_CACHE_ENTRIES),
+}
+
 SetHeader = namedtuple('SetHeader', 'slot nrules nwords default_action generation')
 
 RuleEntry = namedtuple('RuleEntry', (
