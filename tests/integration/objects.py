@@ -34,18 +34,17 @@ LINEAR_PROBE_SRC = os.path.join(ROOT, 'tests', 'integration', 'bpf', 'linear_pro
 
 
 def linear_probe(directory):
-    """linear_probe.bpf.c built: a TCX program that records how much of a watched frame is linear."""
+    """linear_probe.bpf.c built: a filter that records how much of a watched frame is linear."""
     out = os.path.join(str(directory), 'linear-probe.bpf.o')
     subprocess.run([BUILD_SH, LINEAR_PROBE_SRC, out], check=True, timeout=60)
     return out
 
 
 class CniStandin:
-    """A test program (cni_standin, or `program` of `object_path`) attached with a TCX link of its own (not
-    pinned: the link lives while this object holds its fd) at the front of a hook; ``seen()`` is its packet
-    count (``seen(index)``: another slot of its ``seen`` map). Use as a context manager."""
+    """cni_standin attached with a TCX link of its own (not pinned: the link lives while this object holds
+    its fd) at the front of a hook; ``seen()`` is its packet count. Use as a context manager."""
 
-    def __init__(self, object_path, netns, interface, direction='egress', program='cni_standin'):
+    def __init__(self, object_path, netns, interface, direction='egress'):
         from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject, _libbpf, _tc, _tcx
 
         self._libbpf = _libbpf
@@ -53,24 +52,19 @@ class CniStandin:
         self.link_fd = None
         try:
             self.obj.load()
-            self.prog_id = _libbpf.prog_info(self.obj.program_fd(program)).id
+            self.prog_id = _libbpf.prog_info(self.obj.program_fd('cni_standin')).id
             with _tc.open_netlink(netns) as ipr:
                 index = _tc.ifindex(ipr, interface)
             with _tc.netns_entered(netns):
-                self.link_fd = _tcx.link_create(self.obj.program_fd(program), index, direction, 'first')
+                self.link_fd = _tcx.link_create(self.obj.program_fd('cni_standin'), index, direction, 'first')
         except BaseException:
             self.close()
             raise
 
-    def seen(self, index=0):
+    def seen(self):
         import struct
 
-        return struct.unpack('<Q', self.obj.map('seen').lookup(struct.pack('<I', index)))[0]
-
-    def set_seen(self, index, value):
-        import struct
-
-        self.obj.map('seen').update(struct.pack('<I', index), struct.pack('<Q', value))
+        return struct.unpack('<Q', self.obj.map('seen').lookup(struct.pack('<I', 0)))[0]
 
     def close(self):
         if self.link_fd is not None:

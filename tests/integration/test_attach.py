@@ -5,6 +5,9 @@ traffic: ping and TCP connects across a veth pair, and the counters against what
 """
 
 import os
+import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -13,12 +16,15 @@ from nslab import Lab  # noqa: E402
 import topology as topo  # noqa: E402
 
 import bpftest  # noqa: E402
-from ansible_collections.ebpf.tc.plugins.module_utils import _libbpf, _program, _tc  # noqa: E402
+import objects  # noqa: E402
+import packets as pk  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject, _libbpf, _program, _tc  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps  # noqa: E402
 
 OBJECT = os.path.join(ROOT, 'files', 'bpf', 'steering.bpf.o')
+CLIENT_V4, CLIENT_V6 = '10.201.0.1', 'fd00:201::1'
 SERVER_V4, SERVER_V6 = '10.201.0.2', 'fd00:201::2'
 
 
@@ -145,6 +151,70 @@ def test_reload_keeps_rules_and_counters(pair):
         assert maps.applied(ifname_of=str) == rules
         assert maps.rule_counters()['no-ping']['packets'] == before
     assert lab.pings(client, SERVER_V4) == 0
+
+
+# Sends each frame (hex, a line each on stdin) once out of eth0 with a virtio-net header asking for a linear
+# part of argv[1] bytes: struct virtio_net_hdr {flags, gso_type, hdr_len, gso_size, csum_start,
+# csum_offset}, little-endian, no offload. Prints a line per frame: "sent", or "dropped" when the egress
+# hook dropped it (the send fails with ENOBUFS then).
+VNET_SENDER = r'''
+import errno, socket, struct, sys
+SOL_PACKET, PACKET_VNET_HDR = 263, 15
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
+sock.bind(('eth0', 0))
+vnet = struct.pack('<BBHHHH', 0, 0, int(sys.argv[1]), 0, 0, 0)
+for line in sys.stdin:
+    try:
+        sock.send(vnet + bytes.fromhex(line.strip()))
+        print('sent')
+    except OSError as err:
+        if err.errno != errno.ENOBUFS:
+            raise
+        print('dropped')
+'''
+
+
+def test_headers_past_the_linear_part_are_classified(pair, tmp_path):
+    """BPF_PROG_TEST_RUN always hands the program a linear skb; this is the layer that sees the
+    bpf_skb_pull_data path of files/bpf/steering_parse.h. An AF_PACKET socket with PACKET_VNET_HDR sends
+    frames larger than a page whose virtio header puts only the Ethernet header in the linear part (the rest
+    lands in page fragments): an IPv4 one with options, an IPv6 one with a hop-by-hop header. A probe filter
+    in front of steering (tests/integration/bpf/linear_probe.bpf.c) records how much of each was linear; the
+    rule counters show that steering classified them all the same."""
+    frame_len, eth_hlen, mtu = 5000, 14, 9000   # AF_PACKET builds a non-linear skb only past a page
+    lab, client, pin_dir = pair
+    lab.exec(client, 'ip', 'link', 'set', 'eth0', 'mtu', str(mtu))
+    attach(client, pin_dir)
+    rules = validate([
+        {'name': 'v4-udp-4001', 'match': {'proto': 'udp', 'dport': 4001}, 'action': 'drop'},
+        {'name': 'v6-udp-4002', 'match': {'dst': SERVER_V6, 'proto': 'udp', 'dport': 4002}, 'action': 'drop'},
+    ])
+    v4 = pk.ether(pk.ipv4(CLIENT_V4, SERVER_V4, pk.IPPROTO['udp'],
+                          pk.udp(4000, 4001, b'4' * (frame_len - eth_hlen - 24 - 8)), options=b'\x01' * 4),
+                  pk.ETH_P_IP)
+    v6 = pk.ether(pk.ipv6(CLIENT_V6, SERVER_V6, 0, pk.ext_options(pk.IPPROTO['udp'])
+                          + pk.udp(4000, 4002, b'6' * (frame_len - eth_hlen - 40 - 8 - 8))), pk.ETH_P_IPV6)
+    assert [len(v4), len(v6)] == [frame_len, frame_len]
+    with SteeringMaps(pin_dir) as maps, _bpfobject.BpfObject.open(objects.linear_probe(tmp_path)) as probe:
+        maps.apply(rules, ifindex_of=lambda name: 0, ifname_of=str)
+        probe.load()
+        seen = probe.map('seen')   # [0] frames of [2] bytes seen, [1] the longest linear part among them
+        seen.update(struct.pack('<I', 2), struct.pack('<Q', frame_len))
+        with _tc.open_netlink(client) as ipr:   # priority 1: in front of steering; it passes to the next filter
+            _tc.attach(ipr, _tc.ifindex(ipr, 'eth0'), 'egress', probe.program_fd('linear_probe'), 'linear_probe',
+                       1, 1)
+        sent = subprocess.run(['ip', 'netns', 'exec', client, sys.executable, '-c', VNET_SENDER, str(eth_hlen)],
+                              input=v4.hex() + '\n' + v6.hex() + '\n', stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True, check=False, timeout=30)
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout.split() == ['dropped', 'dropped']
+        count, linear = (struct.unpack('<Q', seen.lookup(struct.pack('<I', i)))[0] for i in (0, 1))
+        assert count == 2
+        assert eth_hlen <= linear < eth_hlen + 20   # the IP headers were outside: steering pulled them in
+        counters = maps.rule_counters()
+    assert {name: (c['packets'], c['drops']) for name, c in counters.items() if name != '(default)'} == {
+        'v4-udp-4001': (1, 1), 'v6-udp-4002': (1, 1)}
 
 
 def test_missing_namespace_is_an_error_and_is_not_created():

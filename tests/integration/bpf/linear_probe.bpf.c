@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
-/* A TCX program in front of the steering program (clsact): for the UDP/IPv4 frames of `watched_len` bytes it
- * counts them and keeps the longest linear part (skb->data_end - skb->data) it saw, then passes them on
- * (TCX_NEXT). The non-linear test uses it to show that the frames it sends do reach steering with their IP
+/* A clsact filter in front of the steering program: for the frames of `watched_len` bytes it counts them and
+ * keeps the longest linear part (skb->data_end - skb->data) it saw, then hands them to the next filter
+ * (TC_ACT_UNSPEC). The non-linear test uses it to show that the frames it sends reach steering with their IP
  * header outside the linear part. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
