@@ -112,9 +112,9 @@ struct settings {
  * The flow cache: per CPU, direct-mapped (a flow has one place, chosen by a hash of the flow and the
  * generation), holding the classifier's answer for the last flow that hashed there. An entry is good only
  * for the rule set of its generation, which changes with every switch, so a switch needs no flush (and
- * generations start at 1, so an empty entry never answers). Never
- * pinned: it belongs to the loaded program. docs/docsite/rst/dataplane.rst, "The flow cache", says why a
- * direct-mapped cache rather than an LRU one.
+ * generations start at 1, so an empty entry never answers). Not declared pinned: the rule compiler never
+ * reads it (the loader pins it with the rest all the same). docs/docsite/rst/dataplane.rst, "The flow
+ * cache", says why a direct-mapped cache rather than an LRU one.
  */
 #define FLOW_CACHE_BITS 10
 #define FLOW_CACHE_ENTRIES (1 << FLOW_CACHE_BITS)

@@ -22,7 +22,7 @@ import pytest
 from playbook import run_play
 
 import bpftest  # noqa: E402
-from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject, _libbpf, _program, _tc
+from ansible_collections.ebpf.tc.plugins.module_utils import _bpfobject, _layout, _libbpf, _program, _tc
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import STEERING_MAPS, SteeringMaps
 
@@ -110,7 +110,8 @@ def test_filters_pins_and_qdiscs_match_the_kernel(lab, play):
     pins = eth0['egress']['pins']
     assert pins['path'] == _program.default_pin_dir('eth0', 'egress', netns=client)
     assert [(p['name'], p['id'], p['tag']) for p in pins['programs']] == [('steering', info.id, info.tag)]
-    assert set(m['name'] for m in pins['maps']) == set(STEERING_MAPS)
+    # the flow cache too: the loader pins every map of an object, declared pinned or not
+    assert set(m['name'] for m in pins['maps']) == set(STEERING_MAPS) | {_layout.FLOW_CACHE}
     assert eth0['ingress']['pins'] == {'path': _program.default_pin_dir('eth0', 'ingress', netns=client),
                                        'programs': [], 'maps': []}
     assert eth0['ingress']['steering'] is None
