@@ -105,8 +105,9 @@ MAP_SPECS = {
     MAP_SETTINGS: ('array', U32_SIZE, SETTINGS_SIZE, 1),
 }
 
-# The program's own maps: made anew with each load and never pinned (nothing outside the program reads
-# them). The flow cache's entries hold classifier answers of the program that wrote them.
+# The program's own maps: the object does not declare them pinned and nothing outside the program reads
+# them (the installer pins them with the rest all the same). The flow cache's entries hold classifier
+# answers, each for the rule-set generation it names.
 FLOW_CACHE = 'flow_cache'
 FLOW_CACHE_ENTRY_SIZE = 56
 FLOW_CACHE_ENTRIES = 1024
