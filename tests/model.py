@@ -19,6 +19,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import os
+import re
 import struct
 from collections import namedtuple
 
@@ -29,6 +31,23 @@ TC_ACT_REDIRECT = 7
 
 PROTO_NUMBERS = {'icmp': 1, 'tcp': 6, 'udp': 17, 'icmpv6': 58, 'sctp': 132}
 PORT_PROTOS = (6, 17, 132)
+ICMP_PROTOS = (1, 58)
+
+
+def _icmp_type_names():
+    """{1: {name: type}, 58: {...}}: the ICMP type names as the rule schema's table in
+    docs/docsite/rst/rules.rst gives them (the canonical names: what ``RuleSet.to_dicts()`` writes)."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'docs', 'docsite', 'rst',
+                           'rules.rst')) as f:
+        text = f.read()
+    names = {}
+    for proto, number in (('icmp', 1), ('icmpv6', 58)):
+        row = re.search(r'\* - ``%s``\n +- (.*?)(?=\n +\* - |\n\n)' % proto, text, re.S).group(1)
+        names[number] = dict((name, int(value)) for name, value in re.findall(r'``([a-z0-9-]+)``\s+\((\d+)\)', row))
+    return names
+
+
+ICMP_TYPES = _icmp_type_names()
 EXT_OPTIONS = (0, 43, 60)        # hop-by-hop, routing, destination options: (len + 1) * 8
 EXT_AH = 51                      # (len + 2) * 4
 EXT_FRAGMENT = 44                # 8 bytes
@@ -42,17 +61,20 @@ MALFORMED = 'malformed'
 
 # ------------------------------------------------------------------------------------------ parsing
 
-Packet = namedtuple('Packet', 'kind family src dst proto sport dport nonfirst length')
+Packet = namedtuple('Packet', 'kind family src dst proto sport dport icmp_type icmp_code nonfirst length')
 Packet.__doc__ = """What the parser found in a frame.
 
 kind: 'ip', 'non-ip' or 'malformed'; family 4/6 (None unless ip); src/dst ``ipaddress`` objects;
-proto the L4 protocol number; sport/dport None when the packet has no ports; nonfirst: a non-first
-fragment; length: the frame's length (skb->len).
+proto the L4 protocol number; sport/dport None when the packet has no ports; icmp_type/icmp_code None
+unless an ICMP or ICMPv6 header's first two bytes are in the frame; nonfirst: a non-first fragment;
+length: the frame's length (skb->len).
 """
 
 
-def _packet(kind, length, family=None, src=None, dst=None, proto=None, sport=None, dport=None, nonfirst=False):
-    return Packet(kind, family, src, dst, proto, sport, dport, nonfirst, length)
+def _packet(kind, length, family=None, src=None, dst=None, proto=None, l4=(None, None, None, None),
+            nonfirst=False):
+    sport, dport, icmp_type, icmp_code = l4
+    return Packet(kind, family, src, dst, proto, sport, dport, icmp_type, icmp_code, nonfirst, length)
 
 
 def parse(frame):
@@ -77,10 +99,13 @@ def parse(frame):
     return _packet(NON_IP, n)
 
 
-def _ports(frame, off, proto):
+def _l4(frame, off, proto):
+    """(sport, dport, icmp_type, icmp_code) of the L4 header at ``off``, None for what is not there."""
     if proto in PORT_PROTOS and off + 4 <= len(frame):
-        return struct.unpack_from('!HH', frame, off)
-    return None, None
+        return struct.unpack_from('!HH', frame, off) + (None, None)
+    if proto in ICMP_PROTOS and off + 2 <= len(frame):
+        return (None, None, frame[off], frame[off + 1])
+    return (None, None, None, None)
 
 
 def _parse_ipv4(frame, off):
@@ -94,10 +119,8 @@ def _parse_ipv4(frame, off):
     src = ipaddress.IPv4Address(frame[off + 12:off + 16])
     dst = ipaddress.IPv4Address(frame[off + 16:off + 20])
     nonfirst = (struct.unpack_from('!H', frame, off + 6)[0] & 0x1FFF) != 0
-    sport = dport = None
-    if not nonfirst:
-        sport, dport = _ports(frame, off + ihl * 4, proto)
-    return _packet('ip', n, 4, src, dst, proto, sport, dport, nonfirst)
+    l4 = (None, None, None, None) if nonfirst else _l4(frame, off + ihl * 4, proto)
+    return _packet('ip', n, 4, src, dst, proto, l4, nonfirst)
 
 
 def _parse_ipv6(frame, off):
@@ -118,7 +141,7 @@ def _parse_ipv6(frame, off):
                 return _packet(MALFORMED, n)
             inner = frame[pos]
             if struct.unpack_from('!H', frame, pos + 2)[0] >> 3:
-                return _packet('ip', n, 6, src, dst, inner, None, None, True)
+                return _packet('ip', n, 6, src, dst, inner, nonfirst=True)
             nexthdr, pos = inner, pos + 8
             continue
         if pos + 2 > n:
@@ -130,8 +153,7 @@ def _parse_ipv6(frame, off):
         if pos + size > n:
             return _packet(MALFORMED, n)     # the extension header is cut short
         nexthdr, pos = frame[pos], pos + size
-    sport, dport = _ports(frame, pos, nexthdr)
-    return _packet('ip', n, 6, src, dst, nexthdr, sport, dport, False)
+    return _packet('ip', n, 6, src, dst, nexthdr, _l4(frame, pos, nexthdr))
 
 
 def proto_bucket(packet):
@@ -144,7 +166,8 @@ def proto_bucket(packet):
 # ------------------------------------------------------------------------------------------ rules
 
 Police = namedtuple('Police', 'unit rate depth max_idle')   # unit 'packets' or 'bits'; integer arithmetic
-ModelRule = namedtuple('ModelRule', 'name action src dst proto sport dport mark redirect police identity')
+ModelRule = namedtuple('ModelRule', 'name action src dst proto sport dport icmp_type icmp_code mark redirect police '
+                                    'identity')
 
 _RATE_UNITS = {
     'pps': ('packets', 1), 'kpps': ('packets', 1000), 'mpps': ('packets', 1000000),
@@ -200,14 +223,17 @@ def _protos(values):
     return frozenset(out)
 
 
-def _ports_ranges(values):
+def _ranges(values, names=None):
+    """Ports or ICMP types/codes as (lo, hi) ranges; ``names`` maps ICMP type names to numbers."""
     if values is None:
         return None
     if not isinstance(values, (list, tuple)):
         values = [values]
     out = []
     for v in values:
-        if isinstance(v, str) and '-' in v:
+        if names is not None and v in names:
+            out.append((names[v], names[v]))
+        elif isinstance(v, str) and '-' in v:
             lo, hi = v.split('-', 1)
             out.append((int(lo), int(hi)))
         else:
@@ -234,10 +260,13 @@ def model_rule(rule):
         redirect = (rule['redirect']['interface'], rule['redirect'].get('via'))
     police = police_params(rule['police']) if rule['action'] == 'police' else None
     mark = int(rule['mark']) if rule['action'] == 'mark' else None
+    proto = _protos(match.get('proto'))
+    type_names = ICMP_TYPES[min(proto)] if match.get('icmp_type') is not None else None
     return ModelRule(
         name=rule['name'], action=rule['action'],
-        src=_networks(match.get('src')), dst=_networks(match.get('dst')), proto=_protos(match.get('proto')),
-        sport=_ports_ranges(match.get('sport')), dport=_ports_ranges(match.get('dport')),
+        src=_networks(match.get('src')), dst=_networks(match.get('dst')), proto=proto,
+        sport=_ranges(match.get('sport')), dport=_ranges(match.get('dport')),
+        icmp_type=_ranges(match.get('icmp_type'), type_names), icmp_code=_ranges(match.get('icmp_code')),
         mark=mark, redirect=redirect, police=police, identity=_identity(rule))
 
 
@@ -247,12 +276,12 @@ def _address_matches(networks, address):
     return any(net.version == address.version and address in net for net in networks)
 
 
-def _port_matches(ranges, port):
+def _in_ranges(ranges, value):
     if ranges is None:
         return True
-    if port is None:
+    if value is None:
         return False
-    return any(lo <= port <= hi for lo, hi in ranges)
+    return any(lo <= value <= hi for lo, hi in ranges)
 
 
 def rule_matches(rule, packet):
@@ -261,7 +290,8 @@ def rule_matches(rule, packet):
         return False
     return (_address_matches(rule.src, packet.src) and _address_matches(rule.dst, packet.dst)
             and (rule.proto is None or packet.proto in rule.proto)
-            and _port_matches(rule.sport, packet.sport) and _port_matches(rule.dport, packet.dport))
+            and _in_ranges(rule.sport, packet.sport) and _in_ranges(rule.dport, packet.dport)
+            and _in_ranges(rule.icmp_type, packet.icmp_type) and _in_ranges(rule.icmp_code, packet.icmp_code))
 
 
 def first_match(rules, packet):

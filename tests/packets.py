@@ -107,8 +107,9 @@ def icmpv6(type_=128, code=0, payload=b'ping'):
     return struct.pack('!BBHHH', type_, code, 0, 1, 1) + payload
 
 
-def l4(proto, sport=None, dport=None, payload=b''):
-    """An L4 header for ``proto`` (name or number); ports default to 1234 → 80."""
+def l4(proto, sport=None, dport=None, payload=b'', icmp_type=None, icmp_code=None):
+    """An L4 header for ``proto`` (name or number); ports default to 1234 → 80, ICMP messages are echo
+    requests unless ``icmp_type``/``icmp_code`` say otherwise."""
     number = IPPROTO.get(proto, proto)
     sport = 1234 if sport is None else sport
     dport = 80 if dport is None else dport
@@ -119,9 +120,9 @@ def l4(proto, sport=None, dport=None, payload=b''):
     if number == 132:
         return sctp(sport, dport, payload)
     if number == 1:
-        return icmp(payload=payload or b'ping')
+        return icmp(8 if icmp_type is None else icmp_type, icmp_code or 0, payload=payload or b'ping')
     if number == 58:
-        return icmpv6(payload=payload or b'ping')
+        return icmpv6(128 if icmp_type is None else icmp_type, icmp_code or 0, payload=payload or b'ping')
     return payload or b'\xde\xad\xbe\xef' * 2
 
 
@@ -145,9 +146,10 @@ def ipv4(src, dst, proto, payload, options=b'', frag_offset=0, more_fragments=Fa
 
 
 def ipv4_frame(src='192.0.2.1', dst='198.51.100.1', proto='tcp', sport=None, dport=None, payload=b'',
-               vlan=None, tpid=ETH_P_8021Q, **kwargs):
+               vlan=None, tpid=ETH_P_8021Q, icmp_type=None, icmp_code=None, **kwargs):
     """A whole IPv4 frame. ``kwargs`` go to :func:`ipv4` (options, frag_offset, ihl, ...)."""
-    return ether(ipv4(src, dst, proto, l4(proto, sport, dport, payload), **kwargs), ETH_P_IP, vlan=vlan, tpid=tpid)
+    body = l4(proto, sport, dport, payload, icmp_type, icmp_code)
+    return ether(ipv4(src, dst, proto, body, **kwargs), ETH_P_IP, vlan=vlan, tpid=tpid)
 
 
 # ---------------------------------------------------------------------------------------------- IPv6
@@ -213,10 +215,10 @@ def ext_chain(exts, last_header):
 
 
 def ipv6_frame(src='2001:db8::1', dst='2001:db8:1::1', proto='tcp', sport=None, dport=None, payload=b'',
-               exts=(), vlan=None, tpid=ETH_P_8021Q, l4_data=None, **kwargs):
+               exts=(), vlan=None, tpid=ETH_P_8021Q, l4_data=None, icmp_type=None, icmp_code=None, **kwargs):
     """A whole IPv6 frame with an optional extension header chain (see :func:`ext_chain`)."""
     number = IPPROTO.get(proto, proto)
-    body = l4(proto, sport, dport, payload) if l4_data is None else l4_data
+    body = l4(proto, sport, dport, payload, icmp_type, icmp_code) if l4_data is None else l4_data
     first, chain = ext_chain(list(exts), number)
     return ether(ipv6(src, dst, first, chain + body, **kwargs), ETH_P_IPV6, vlan=vlan, tpid=tpid)
 

@@ -31,6 +31,10 @@ V6_ANCHORS = ['2001:db8::', '2001:db8::1', '2001:db8::10', '2001:db8:100::10', '
 PORT_POOL = [0, 1, 22, 53, 79, 80, 81, 443, 1023, 1024, 5000, 6000, 8080, 32768, 65534, 65535]
 PROTO_POOL = ['tcp', 'udp', 'sctp', 'icmp', 'icmpv6', 0, 47, 50, 59, 60, 255, 6, 17]
 PORT_PROTO_NAMES = ['tcp', 'udp', 'sctp']
+ICMP_PROTO_CHOICES = ['icmp', 'icmpv6', 1, 58]
+# ICMP types and codes: numbers on either side of the named ones, and the names themselves
+ICMP_TYPE_POOL = [0, 1, 2, 3, 8, 11, 127, 128, 129, 133, 134, 135, 136, 137, 255]
+ICMP_CODE_POOL = [0, 1, 3, 4, 255]
 
 # Fake redirect targets: BPF_PROG_TEST_RUN never looks the interface up.
 INTERFACES = {'eth1': 11, 'eth2': 12, 'veth-svc': 21, 'bond0.100': 4242}
@@ -94,6 +98,23 @@ def port_field(draw):
 
 
 @st.composite
+def icmp_field(draw, proto, key):
+    """An icmp_type (numbers, ranges, names of ``proto``'s types) or icmp_code (numbers, ranges) field."""
+    names = sorted(model.ICMP_TYPES[proto]) if key == 'icmp_type' else []
+    pool = ICMP_TYPE_POOL if key == 'icmp_type' else ICMP_CODE_POOL
+
+    def one():
+        choices = [st.sampled_from(pool), st.integers(0, 255),
+                   st.tuples(st.sampled_from(pool), st.integers(0, 20)).map(
+                       lambda t: '%d-%d' % (t[0], min(255, t[0] + t[1])))]
+        if names:
+            choices.append(st.sampled_from(names))
+        return st.one_of(choices)
+    items = draw(st.lists(one(), min_size=1, max_size=3))
+    return items if len(items) > 1 or draw(st.booleans()) else items[0]
+
+
+@st.composite
 def police_param(draw, gentle=False):
     """A police spec. ``gentle``: bursts big enough that the tests' clock hardly matters."""
     if draw(st.booleans()):
@@ -120,6 +141,13 @@ def raw_rule(draw, name, gentle_police=False):
     if ports:
         match['proto'] = draw(st.lists(st.sampled_from(PORT_PROTO_NAMES), min_size=1, max_size=3, unique=True))
         match.update(ports)
+    elif draw(st.integers(0, 9)) < 3:
+        proto = draw(st.sampled_from(ICMP_PROTO_CHOICES))
+        match['proto'] = proto
+        number = model.PROTO_NUMBERS.get(proto, proto)
+        for key in ('icmp_type', 'icmp_code'):
+            if draw(st.integers(0, 9)) < 6:
+                match[key] = draw(icmp_field(number, key))
     elif draw(st.booleans()):
         protos = draw(st.lists(st.sampled_from(PROTO_POOL), min_size=1, max_size=3))
         match['proto'] = protos if len(protos) > 1 else protos[0]
@@ -197,12 +225,15 @@ def _address(draw, version, networks):
     return cls(draw(st.integers(0, 2 ** bits - 1)))
 
 
-def _port(draw, ranges):
+def _port(draw, ranges, pool=None, limit=65536):
+    """A port (or ICMP type/code below ``limit``, from ``pool``): inside, on the edge of or just outside
+    ``ranges``."""
+    pool = PORT_POOL if pool is None else pool
     if ranges and draw(st.integers(0, 3)) < 3:
         lo, hi = draw(st.sampled_from(ranges))
         value = draw(st.sampled_from([lo - 1, lo, hi, hi + 1, (lo + hi) // 2]))
-        return value % 65536
-    return draw(st.one_of(st.sampled_from(PORT_POOL), st.integers(0, 65535)))
+        return value % limit
+    return draw(st.one_of(st.sampled_from(pool), st.integers(0, limit - 1)))
 
 
 EXT_KINDS = ['hbh', 'routing', 'dstopts', 'ah', 'frag']
@@ -232,6 +263,8 @@ def frames(draw, rules=()):
     protos = sorted(set(p for r in rules for p in (r.proto or ())))
     sranges = [x for r in rules for x in (r.sport or ())]
     dranges = [x for r in rules for x in (r.dport or ())]
+    tranges = [x for r in rules for x in (r.icmp_type or ())]
+    cranges = [x for r in rules for x in (r.icmp_code or ())]
 
     shape = draw(st.sampled_from(['plain'] * 6 + ['vlan', 'options', 'fragment', 'exts', 'exts', 'cut', 'cut',
                                                   'corrupt', 'non-ip', 'noise']))
@@ -251,6 +284,8 @@ def frames(draw, rules=()):
     else:
         proto = draw(st.one_of(st.sampled_from([6, 17, 132, 1, 58]), st.integers(0, 255)))
     sport, dport = _port(draw, sranges), _port(draw, dranges)
+    icmp = {'icmp_type': _port(draw, tranges, ICMP_TYPE_POOL, 256),
+            'icmp_code': _port(draw, cranges, ICMP_CODE_POOL, 256)}
     payload = draw(st.sampled_from([b'', b'x' * 7, b'y' * 64, b'z' * 300]))
     vlan = draw(st.sampled_from([None, 1, 4095])) if shape in ('vlan', 'cut') or draw(st.integers(0, 5)) == 0 else None
     tpid = draw(st.sampled_from([pk.ETH_P_8021Q, pk.ETH_P_8021AD]))
@@ -262,12 +297,12 @@ def frames(draw, rules=()):
             kw['frag_offset'] = draw(st.sampled_from([0, 1, 2, 185, 8191]))
             kw['more_fragments'] = draw(st.booleans())
             kw['dont_fragment'] = draw(st.booleans())
-        frame = pk.ipv4_frame(src, dst, proto, sport, dport, payload, vlan=vlan, tpid=tpid, **kw)
+        frame = pk.ipv4_frame(src, dst, proto, sport, dport, payload, vlan=vlan, tpid=tpid, **dict(kw, **icmp))
     else:
         exts = draw(ext_chain()) if shape in ('exts', 'cut', 'fragment') else []
         if shape == 'fragment':
             exts.append(('frag', {'offset': draw(st.sampled_from([0, 1, 185])), 'more': draw(st.booleans())}))
-        frame = pk.ipv6_frame(src, dst, proto, sport, dport, payload, exts=exts, vlan=vlan, tpid=tpid)
+        frame = pk.ipv6_frame(src, dst, proto, sport, dport, payload, exts=exts, vlan=vlan, tpid=tpid, **icmp)
     if shape == 'cut':
         frame = frame[:draw(st.integers(pk.min_test_run_length(frame), len(frame)))]
     elif shape == 'corrupt':

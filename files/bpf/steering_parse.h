@@ -5,7 +5,7 @@
  *
  * Frames: Ethernet, at most one 802.1Q/802.1ad tag, IPv4 (options must be in the frame; a non-first
  * fragment has no ports), IPv6 with at most MAX_EXT_HEADERS extension headers (each wholly in the frame),
- * then the TCP/UDP/SCTP ports. A frame cut short inside the IP header or its extension headers is
+ * then the TCP/UDP/SCTP ports or the ICMP/ICMPv6 type and code. A frame cut short inside the IP header or its extension headers is
  * PKT_MALFORMED; anything that is not IP is PKT_NON_IP. docs/docsite/rst/dataplane.rst has the semantics.
  *
  * Headers are read in place (direct packet access, skb->data .. skb->data_end). When a header is past the
@@ -45,6 +45,11 @@ struct l4_ports {
 	__be16 dest;
 };
 
+struct icmp_type_code {
+	__u8 type;
+	__u8 code;
+};
+
 #define IPV4_FRAG_OFFSET 0x1fff /* iphdr.frag_off: the offset bits (IP_OFFSET in the kernel) */
 #define IPV6_FRAG_OFFSET 0xfff8
 
@@ -63,10 +68,10 @@ struct flow {
 		struct {
 			__u8 ipv6;      /* 0 for IPv4, 1 for IPv6 */
 			__u8 proto;
-			__u8 has_ports;
+			__u8 has_ports; /* sport and dport hold ports, or an ICMP type and code */
 			__u8 pad;
-			__u16 sport;    /* host order */
-			__u16 dport;
+			__u16 sport;    /* host order; an ICMP type */
+			__u16 dport;    /* host order; an ICMP code */
 			__u64 saddr[2];
 			__u64 daddr[2];
 		};
@@ -113,17 +118,28 @@ static __always_inline void *packet_bytes(struct __sk_buff *skb, __u32 off, __u3
 	return NULL;
 }
 
-static __always_inline void parse_ports(struct __sk_buff *skb, struct flow *f, __u32 off)
+/*
+ * The ports of TCP, UDP and SCTP; for ICMP and ICMPv6 the message's type in sport and its code in dport
+ * (as Open vSwitch does): rules tell the two apart by protocol, and one pair of tables serves both.
+ */
+static __always_inline void parse_l4(struct __sk_buff *skb, struct flow *f, __u32 off)
 {
-	struct l4_ports *l4;
+	if (f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP || f->proto == IPPROTO_SCTP) {
+		struct l4_ports *l4 = packet_bytes(skb, off, sizeof(*l4));
 
-	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP && f->proto != IPPROTO_SCTP)
-		return;
-	l4 = packet_bytes(skb, off, sizeof(*l4));
-	if (l4) {
-		f->has_ports = 1;
-		f->sport = bpf_ntohs(l4->source);
-		f->dport = bpf_ntohs(l4->dest);
+		if (l4) {
+			f->has_ports = 1;
+			f->sport = bpf_ntohs(l4->source);
+			f->dport = bpf_ntohs(l4->dest);
+		}
+	} else if (f->proto == IPPROTO_ICMP || f->proto == IPPROTO_ICMPV6) {
+		struct icmp_type_code *icmp = packet_bytes(skb, off, sizeof(*icmp));
+
+		if (icmp) {
+			f->has_ports = 1;
+			f->sport = icmp->type;
+			f->dport = icmp->code;
+		}
 	}
 }
 
@@ -158,7 +174,7 @@ static __always_inline int parse_ipv6_ext(struct __sk_buff *skb, struct packet *
 
 		if (!is_ipv6_ext(nh)) {
 			p->flow.proto = nh;
-			parse_ports(skb, &p->flow, off);
+			parse_l4(skb, &p->flow, off);
 			return 0;
 		}
 		if (i == MAX_EXT_HEADERS)
@@ -212,7 +228,7 @@ static __always_inline void parse_ipv4(struct __sk_buff *skb, struct packet *p, 
 		return;
 	p->kind = PKT_IP;
 	if (first_fragment)
-		parse_ports(skb, &p->flow, off + hlen);
+		parse_l4(skb, &p->flow, off + hlen);
 }
 
 static __always_inline void parse_ipv6(struct __sk_buff *skb, struct packet *p, __u32 off)

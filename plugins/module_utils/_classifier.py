@@ -20,8 +20,8 @@ from collections import namedtuple
 from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import RuleError
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import (
-    DEFAULT_ACTIONS, MAX_PORT, ROOT_NETS, Police, Redirect, Rule, RuleSet, canonical_prefixes, is_int, net_contains,
-    net_key)
+    DEFAULT_ACTIONS, ICMP_PROTOS, MAX_PORT, ROOT_NETS, Police, Redirect, Rule, RuleSet, canonical_prefixes, is_int,
+    net_contains, net_key)
 
 # the action codes of the program's rule entries
 ACTION_CODES = {'pass': L.ACT_PASS, 'drop': L.ACT_DROP, 'redirect': L.ACT_REDIRECT, 'mark': L.ACT_MARK,
@@ -51,12 +51,25 @@ def _iter_bits(bits):
 DESIGNATED_ORDER = ('dst', 'src', 'dport', 'sport', 'proto')
 _WORD = (1 << 64) - 1
 
+# The parser puts an ICMP message's type where a packet's source port is and its code where the
+# destination port is (as Open vSwitch does): the port tables hold a rule's ports or its ICMP type and
+# code, never both, and the rule's protocols tell which (ports need tcp/udp/sctp, ICMP fields icmp/icmpv6).
+_ICMP_IN_PORT_TABLE = {'sport': 'icmp_type', 'dport': 'icmp_code'}
+
+
+def table_field(rule, name):
+    """What `rule` puts in the table of field `name` (src, dst, proto, sport, dport), None when nothing."""
+    value = getattr(rule, name)
+    if value is None and name in _ICMP_IN_PORT_TABLE:
+        value = getattr(rule, _ICMP_IN_PORT_TABLE[name])
+    return value
+
 
 def designated_rules(rules):
     """Per field, the bits of the rules designated on it (see DESIGNATED_ORDER)."""
     out = dict((name, 0) for name in DESIGNATED_ORDER)
     for index, rule in enumerate(rules):
-        name = next((n for n in DESIGNATED_ORDER if getattr(rule, n) is not None), 'proto')
+        name = next((n for n in DESIGNATED_ORDER if table_field(rule, n) is not None), 'proto')
         out[name] |= 1 << index
     return out
 
@@ -158,7 +171,7 @@ def _compile_ports(rules, attr, pool):
     nofield = 0
     toggles = {0: 0}
     for index, rule in enumerate(rules):
-        ranges = getattr(rule, attr)
+        ranges = table_field(rule, attr)
         bit = 1 << index
         if ranges is None:
             nofield |= bit
@@ -303,6 +316,9 @@ def _decode_ports(port_class, bits_of, nrules):
 
 
 def _decode_rule(entry, src, dst, proto, sport, dport, ifname_of):
+    icmp_type = icmp_code = None
+    if proto is not None and set(proto) <= ICMP_PROTOS:
+        icmp_type, icmp_code, sport, dport = sport, dport, None, None
     action = ACTION_NAMES.get(entry.action)
     if action is None:
         raise RuleError('unknown action code %d in the rules map' % entry.action, rule=entry.name,
@@ -322,7 +338,7 @@ def _decode_rule(entry, src, dst, proto, sport, dport, ifname_of):
         mark = entry.mark
     elif action == 'police':
         police = Police(entry.police_unit, entry.police_rate, entry.police_depth // L.NSEC_PER_SEC)
-    return Rule(entry.name, action, src, dst, proto, sport, dport, redirect, mark, police)
+    return Rule(entry.name, action, src, dst, proto, sport, dport, icmp_type, icmp_code, redirect, mark, police)
 
 
 def decode_tables(tables, ifname_of):

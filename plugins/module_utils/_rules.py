@@ -33,9 +33,27 @@ DIRECTIONS = ('ingress', 'egress')     # the two TC hooks of an interface
 PROTO_NUMBERS = {'icmp': 1, 'tcp': 6, 'udp': 17, 'icmpv6': 58, 'sctp': 132}
 PROTO_NAMES = dict((number, name) for name, number in PROTO_NUMBERS.items())
 PORT_PROTOS = frozenset((6, 17, 132))
+ICMP_PROTOS = frozenset((1, 58))
+
+# Names of the common ICMP and ICMPv6 message types (RFC 792, RFC 4443, RFC 4861, RFC 2710/3810), per protocol:
+# the two number them differently. Canonical names first; 'neighbour-' spellings are accepted too.
+ICMP_TYPES = {
+    1: {'echo-reply': 0, 'destination-unreachable': 3, 'source-quench': 4, 'redirect': 5, 'echo-request': 8,
+        'router-advertisement': 9, 'router-solicitation': 10, 'time-exceeded': 11, 'parameter-problem': 12,
+        'timestamp-request': 13, 'timestamp-reply': 14},
+    58: {'destination-unreachable': 1, 'packet-too-big': 2, 'time-exceeded': 3, 'parameter-problem': 4,
+         'echo-request': 128, 'echo-reply': 129, 'mld-listener-query': 130, 'mld-listener-report': 131,
+         'mld-listener-done': 132, 'router-solicitation': 133, 'router-advertisement': 134,
+         'neighbor-solicitation': 135, 'neighbor-advertisement': 136, 'redirect': 137,
+         'mld2-listener-report': 143},
+}
+ICMP_TYPE_NAMES = dict((proto, dict((number, name) for name, number in names.items()))
+                       for proto, names in ICMP_TYPES.items())
+ICMP_TYPE_ALIASES = {'neighbour-solicitation': 'neighbor-solicitation',
+                     'neighbour-advertisement': 'neighbor-advertisement'}
 
 RULE_KEYS = ('name', 'match', 'action', 'redirect', 'mark', 'police')
-MATCH_KEYS = ('src', 'dst', 'proto', 'sport', 'dport')
+MATCH_KEYS = ('src', 'dst', 'proto', 'sport', 'dport', 'icmp_type', 'icmp_code')
 REDIRECT_KEYS = ('interface', 'via')
 POLICE_KEYS = ('rate', 'burst')
 # Which action each parameter key belongs to.
@@ -43,6 +61,7 @@ ACTION_PARAMS = {'redirect': 'redirect', 'mark': 'mark', 'police': 'police'}
 
 NAME_RE = re.compile(r'^[a-z0-9_.-]{1,32}$')
 MAX_PORT = 65535
+MAX_ICMP = 255
 MAX_MARK = 0xffffffff
 
 # The policer adds a refill of up to max_idle * rate < depth + rate <= 2 * depth to at most depth tokens
@@ -85,7 +104,7 @@ Police.__doc__ = """A policer: `unit` POLICE_PACKETS or POLICE_BITS, `rate` unit
 Redirect = namedtuple('Redirect', 'interface via')
 Redirect.__doc__ = """Where a redirect sends a packet: interface name, next hop address or None."""
 
-_RuleBase = namedtuple('Rule', 'name action src dst proto sport dport redirect mark police')
+_RuleBase = namedtuple('Rule', 'name action src dst proto sport dport icmp_type icmp_code redirect mark police')
 
 
 class Rule(_RuleBase):
@@ -93,7 +112,8 @@ class Rule(_RuleBase):
 
     Match fields are None when absent (match anything), else: src/dst a tuple of ipaddress networks
     (IPv4 first, sorted, none covered by another, never both whole families); proto a sorted tuple of
-    numbers (never all 256); sport/dport a sorted tuple of disjoint, non-adjacent (lo, hi) ranges.
+    numbers (never all 256); sport/dport and icmp_type/icmp_code a sorted tuple of disjoint, non-adjacent
+    (lo, hi) ranges (ports only with proto tcp/udp/sctp, ICMP types and codes only with proto icmp or icmpv6).
     `redirect`, `mark` and `police` are set only for their action.
     """
 
@@ -101,7 +121,7 @@ class Rule(_RuleBase):
 
     @property
     def match(self):
-        return (self.src, self.dst, self.proto, self.sport, self.dport)
+        return (self.src, self.dst, self.proto, self.sport, self.dport, self.icmp_type, self.icmp_code)
 
     def match_key(self):
         """What identifies a rule's counters across updates: its name and what it matches."""
@@ -124,6 +144,11 @@ class Rule(_RuleBase):
             ranges = getattr(self, key)
             if ranges is not None:
                 match[key] = [lo if lo == hi else '%d-%d' % (lo, hi) for lo, hi in ranges]
+        if self.icmp_type is not None:
+            names = ICMP_TYPE_NAMES[self.proto[0]]
+            match['icmp_type'] = [names.get(lo, lo) if lo == hi else '%d-%d' % (lo, hi) for lo, hi in self.icmp_type]
+        if self.icmp_code is not None:
+            match['icmp_code'] = [lo if lo == hi else '%d-%d' % (lo, hi) for lo, hi in self.icmp_code]
         out = {'name': self.name, 'match': match, 'action': self.action}
         if self.redirect is not None:
             out['redirect'] = {'interface': self.redirect.interface}
@@ -249,6 +274,8 @@ def validate(rules, default_action='pass', interface_exists=None):
     - Addresses are CIDRs or bare addresses (a host prefix). A CIDR with host bits set
       (``10.1.2.3/8``) is refused, suggesting both readings, rather than silently widened.
     - Ports need a protocol list made only of tcp, udp and sctp.
+    - ICMP types and codes need a protocol list of exactly icmp or icmpv6 (the two number their types
+      differently), so a type name has one meaning; a rule for both is two rules.
     - A rule whose src and dst have no IP family in common could never match: refused.
     - ``redirect.via`` must be of the one family the rule can match (so the next hop is reachable).
     - None for an optional key (``via: null``, ``burst:``, ``match:``) means absent; empty lists are
@@ -337,7 +364,7 @@ def _validate_rule(index, raw, interface_exists):
             raise RuleError('only valid with action %s (this rule\'s action is %s)' % (owner, action),
                             rule=label, field=key)
 
-    src, dst, proto, sport, dport = _validate_match(raw.get('match'), label)
+    src, dst, proto, sport, dport, icmp_type, icmp_code = _validate_match(raw.get('match'), label)
 
     redirect = mark = police = None
     if action == 'redirect':
@@ -356,14 +383,14 @@ def _validate_rule(index, raw, interface_exists):
         mark = _validate_mark(raw.get('mark'), label)
     elif action == 'police':
         police = _validate_police(raw.get('police'), label)
-    return Rule(name, action, src, dst, proto, sport, dport, redirect, mark, police)
+    return Rule(name, action, src, dst, proto, sport, dport, icmp_type, icmp_code, redirect, mark, police)
 
 
 def _validate_match(match, label):
     if match is None:
         match = {}
     if not isinstance(match, dict):
-        raise RuleError('must be a mapping of src, dst, proto, sport, dport, not %s' % type_name(match),
+        raise RuleError('must be a mapping of %s, not %s' % (', '.join(MATCH_KEYS), type_name(match)),
                         rule=label, field='match')
     _check_keys(match, MATCH_KEYS, label, 'match')
 
@@ -376,7 +403,7 @@ def _validate_match(match, label):
     protos = _validate_protos(match.get('proto'), label)
     ranges = {}
     for key in ('sport', 'dport'):
-        ranges[key] = _validate_ports(match.get(key), label, 'match.' + key)
+        ranges[key] = _validate_ranges(match.get(key), label, 'match.' + key, MAX_PORT, 'a port', 'ports')
         if ranges[key] is None:
             continue
         if protos is None:
@@ -389,9 +416,28 @@ def _validate_match(match, label):
                 shown += ', ...'
             raise RuleError('ports need match.proto to be only tcp, udp or sctp; %s %s no ports'
                             % (shown, 'has' if len(others) == 1 else 'have'), rule=label, field='match.' + key)
+    icmp = _validate_icmp(match, protos, label)
     if protos is not None and len(protos) == 256:
         protos = None  # every protocol: the same as no proto field
-    return src, dst, protos, ranges['sport'], ranges['dport']
+    return src, dst, protos, ranges['sport'], ranges['dport'], icmp['icmp_type'], icmp['icmp_code']
+
+
+def _validate_icmp(match, protos, label):
+    """{'icmp_type': ranges or None, 'icmp_code': ranges or None}; they need proto exactly icmp or icmpv6."""
+    out = {'icmp_type': None, 'icmp_code': None}
+    for key in ('icmp_type', 'icmp_code'):
+        if match.get(key) is None:
+            continue
+        field = 'match.' + key
+        if protos is None or len(protos) != 1 or protos[0] not in ICMP_PROTOS:
+            raise RuleError('ICMP types and codes need match.proto to be exactly icmp or icmpv6 (the two number '
+                            'their types differently: echo-request is 8 in ICMP, 128 in ICMPv6); write one rule '
+                            'per protocol', rule=label, field=field)
+        names = ICMP_TYPES[protos[0]] if key == 'icmp_type' else None
+        what = key[5:]  # type or code
+        out[key] = _validate_ranges(match[key], label, field, MAX_ICMP, 'an ICMP ' + what, 'ICMP %ss' % what,
+                                    names, PROTO_NAMES[protos[0]])
+    return out
 
 
 def _validate_prefixes(value, label, field):
@@ -450,29 +496,39 @@ def _validate_protos(value, label):
     return tuple(sorted(out))
 
 
-_PORT_RE = re.compile(r'^(\d+)(?:\s*-\s*(\d+))?$')
+_RANGE_RE = re.compile(r'^(\d+)(?:\s*-\s*(\d+))?$')
 
 
-def _validate_ports(value, label, field):
+def _validate_ranges(value, label, field, maximum, what, plural, names=None, proto_name=None):
+    """Sorted, merged (lo, hi) ranges of a port or ICMP type/code field: numbers, "lo-hi" strings, and for
+    ICMP types the names of `names` (those of protocol `proto_name`), alone or in a list."""
     if value is None:
         return None
     items = _listify(value)
     if not items:
-        raise RuleError('an empty list matches nothing; leave the field out to match any port',
-                        rule=label, field=field)
+        raise RuleError('an empty list matches nothing; leave the field out to match any value', rule=label,
+                        field=field)
     ranges = []
     for item in items:
+        text = item.strip().lower() if isinstance(item, str) else None
         if is_int(item):
             lo = hi = item
-        elif isinstance(item, str) and _PORT_RE.match(item.strip()):
-            m = _PORT_RE.match(item.strip())
+        elif text is not None and _RANGE_RE.match(text):
+            m = _RANGE_RE.match(text)
             lo = int(m.group(1))
             hi = int(m.group(2)) if m.group(2) is not None else lo
+        elif names is not None and text is not None and ICMP_TYPE_ALIASES.get(text, text) in names:
+            lo = hi = names[ICMP_TYPE_ALIASES.get(text, text)]
         else:
-            raise RuleError('%r is not a port or range: use 443, "1000-2000" or a list of them' % (item,),
-                            rule=label, field=field)
-        if not (0 <= lo <= MAX_PORT and 0 <= hi <= MAX_PORT):
-            raise RuleError('%r: ports are 0-%d' % (item, MAX_PORT), rule=label, field=field)
+            if names is not None:
+                hint = 'use a number 0-%d, "lo-hi", or one of the %s names: %s' % (
+                    maximum, proto_name, ', '.join(sorted(names)))
+            else:
+                hint = 'use %s (0-%d), a range like "%s" or a list of them' % (
+                    what, maximum, '1000-2000' if maximum == MAX_PORT else '0-3')
+            raise RuleError('%r is not %s: %s' % (item, what, hint), rule=label, field=field)
+        if not (0 <= lo <= maximum and 0 <= hi <= maximum):
+            raise RuleError('%r: %s are 0-%d' % (item, plural, maximum), rule=label, field=field)
         if lo > hi:
             raise RuleError('%r: reversed range, write "%d-%d"' % (item, hi, lo), rule=label, field=field)
         ranges.append((lo, hi))

@@ -46,7 +46,9 @@ options:
       - 'Each rule: C(name) (unique, C([a-z0-9_.-]{1,32}); counters are keyed by it); C(match), a mapping of
         C(src) and C(dst) (CIDR or list, IPv4 and IPv6 may mix), C(proto) (C(tcp), C(udp), C(sctp), C(icmp),
         C(icmpv6) or 0-255, or a list), C(sport) and C(dport) (port, C("1000-2000") or a list; need a
-        protocol list of tcp, udp and sctp only), every given field must match; C(action), one of C(pass),
+        protocol list of tcp, udp and sctp only), C(icmp_type) and C(icmp_code) (0-255, C("lo-hi"), a type
+        name like C(echo-request) or C(neighbor-solicitation), or a list; need C(proto) exactly C(icmp) or
+        C(icmpv6)), every given field must match; C(action), one of C(pass),
         C(drop), C(redirect), C(mark), C(police); and the action''s parameter: C(redirect) (C(interface),
         and optionally C(via), the next hop), C(mark) (an integer, for example C(0x10)), C(police)
         (C(rate) like C(100pps) or C(10mbit), optionally C(burst)).'

@@ -44,7 +44,7 @@ def _validated(raw):
 
 
 def test_kernel_agrees_with_model(make_steering):
-    stats = {'cases': 0, 'examples': 0, 'sets': 0, 'police': 0, 'kinds': {}}
+    stats = {'cases': 0, 'examples': 0, 'sets': 0, 'police': 0, 'icmp': 0, 'kinds': {}}
 
     @settings(settings.get_profile('ebpf-tc-dataplane'), max_examples=EXAMPLES)
     @given(st.data())
@@ -72,13 +72,17 @@ def test_kernel_agrees_with_model(make_steering):
                     stats['cases'] += 1
                     stats['kinds'][verdict.kind] = stats['kinds'].get(verdict.kind, 0) + 1
                     stats['police'] += verdict.kind == 'police'
+                    decider = rules[verdict.rule] if verdict.rule is not None else None
+                    stats['icmp'] += bool(decider and (decider.icmp_type or decider.icmp_code))
                 s.check_totals()
                 stats['sets'] += 1
         stats['examples'] += 1
 
     example()
-    print('differential: %(examples)d examples, %(sets)d rule sets, %(cases)d frames' % stats, stats['kinds'])
+    print('differential: %(examples)d examples, %(sets)d rule sets, %(cases)d frames, %(icmp)d decided by an ICMP '
+          'type or code' % stats, stats['kinds'])
     assert stats['cases'] >= MIN_CASES, stats
+    assert stats['icmp'] >= 20, stats
     # the generators must reach every kind of decision, or the test proves little
     assert set(stats['kinds']) >= {'pass', 'drop', 'redirect', 'mark', 'police', 'default'}, stats['kinds']
 

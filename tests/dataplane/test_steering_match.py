@@ -170,6 +170,46 @@ def test_ports_need_four_bytes(steering):
     assert steering.check(frame6[:14 + 40 + 8 + 2]).counter == 't'
 
 
+def test_icmp_types_and_codes(steering):
+    steering.apply([rule('ping', 'pass', proto='icmp', icmp_type='echo-request'),
+                    rule('unreach', 'mark', proto='icmp', icmp_type='destination-unreachable', icmp_code=[4, '9-10'],
+                         mark=4),
+                    rule('nd', 'pass', proto='icmpv6', icmp_type=['neighbour-solicitation', 'neighbor-advertisement',
+                                                                  'packet-too-big']),
+                    rule('info6', 'mark', proto='icmpv6', icmp_type='128-255', mark=128),
+                    rule('icmp', proto='icmp'), rule('icmp6', proto='icmpv6')], default_action='pass')
+    cases = [(pk.ipv4_frame(proto='icmp', icmp_type=8), 'ping'), (pk.ipv4_frame(proto='icmp', icmp_type=0), 'icmp'),
+             (pk.ipv4_frame(proto='icmp', icmp_type=3, icmp_code=4), 'unreach'),
+             (pk.ipv4_frame(proto='icmp', icmp_type=3, icmp_code=10), 'unreach'),
+             (pk.ipv4_frame(proto='icmp', icmp_type=3, icmp_code=3), 'icmp'),
+             (pk.ipv4_frame(proto='icmp', icmp_type=128), 'icmp'),     # ICMPv6 numbers mean nothing to ICMP
+             (pk.ipv6_frame(proto='icmpv6', icmp_type=135), 'nd'), (pk.ipv6_frame(proto='icmpv6', icmp_type=136), 'nd'),
+             (pk.ipv6_frame(proto='icmpv6', icmp_type=2), 'nd'), (pk.ipv6_frame(proto='icmpv6', icmp_type=133), 'info6'),
+             (pk.ipv6_frame(proto='icmpv6', icmp_type=128), 'info6'), (pk.ipv6_frame(proto='icmpv6', icmp_type=1), 'icmp6'),
+             (pk.ipv6_frame(proto='icmpv6', icmp_type=8), 'icmp6')]
+    for frame, expected in cases:
+        assert steering.check(frame).counter == expected, (frame.hex(), expected)
+    # the type and code sit where ports would: a port of the same number matches no ICMP rule
+    for proto in ('tcp', 'udp', 'sctp'):
+        assert steering.check(pk.ipv4_frame(proto=proto, sport=8, dport=0)).counter == '(default)'
+        assert steering.check(pk.ipv6_frame(proto=proto, sport=135, dport=0)).counter == '(default)'
+    steering.check_totals()
+
+
+def test_icmp_type_needs_two_bytes_and_a_first_fragment(steering):
+    steering.apply([rule('ping', 'pass', proto='icmp', icmp_type=8), rule('code', 'pass', proto='icmpv6', icmp_code=0),
+                    rule('icmp', 'mark', proto=['icmp', 'icmpv6'], mark=1)], default_action='drop')
+    frame = pk.ipv4_frame(proto='icmp', icmp_type=8)
+    assert steering.check(frame[:34 + 2]).counter == 'ping'
+    assert steering.check(frame[:34 + 1]).counter == 'icmp'     # no type, still ICMP
+    assert steering.check(pk.ipv4_frame(proto='icmp', icmp_type=8, frag_offset=1)).counter == 'icmp'
+    frame6 = pk.ipv6_frame(proto='icmpv6', icmp_type=128, exts=['hbh'])
+    assert steering.check(frame6[:14 + 40 + 8 + 2]).counter == 'code'
+    assert steering.check(frame6[:14 + 40 + 8 + 1]).counter == 'icmp'
+    assert steering.check(pk.ipv6_frame(proto='icmpv6', exts=[('frag', {'offset': 1})])).counter == 'icmp'
+    steering.check_totals()
+
+
 # ------------------------------------------------------------------------------------------ frame shapes
 
 def test_one_vlan_tag(steering):

@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import os
 
 import pytest
 from hypothesis import given, settings, HealthCheck
@@ -415,3 +416,15 @@ def test_classify_does_not_change_state():
     for dummy in range(3):
         assert plane.classify(pk.ipv4_frame()).retval == TC_ACT_UNSPEC
     assert plane.rule_counters()['pol']['packets'] == 0
+
+
+def test_icmp_type_names_of_the_guide_are_the_validators():
+    """The model takes the ICMP type names from the rules guide's table; the validator has its own: they agree,
+    and the guide names the aliases the validator accepts."""
+    from ansible_collections.ebpf.tc.plugins.module_utils import _rules
+    assert model.ICMP_TYPES == _rules.ICMP_TYPES
+    assert model.ICMP_TYPES[58]['neighbor-solicitation'] == 135 and model.ICMP_TYPES[1]['time-exceeded'] == 11
+    with open(os.path.join(os.path.dirname(model.__file__), os.pardir, 'docs', 'docsite', 'rst', 'rules.rst')) as f:
+        guide = ' '.join(f.read().split())
+    for alias in _rules.ICMP_TYPE_ALIASES:
+        assert '``%s``' % alias in guide, alias

@@ -79,7 +79,7 @@ def test_empty_set_and_match_all():
     assert R.validate((), 'drop') == R.RuleSet('drop', ())
     for match in (None, {}, {'src': None, 'proto': None}):
         rule = one(match)
-        assert rule.match == (None, None, None, None, None)
+        assert rule.match == (None,) * 7
     rule = one()
     assert rule.to_dict() == {'name': 'r', 'match': {}, 'action': 'pass'}
 
@@ -339,6 +339,35 @@ def test_ports_need_port_protocols():
     msg = refused([{'name': 'x', 'action': 'pass', 'match': {'proto': list(range(256)), 'dport': 80}}], 'x',
                   'match.dport', 'no ports')
     assert '...' in msg
+
+
+def test_icmp_types_and_codes():
+    rule = one({'proto': 'icmpv6', 'icmp_type': ['neighbour-solicitation', 'Neighbor-Advertisement', 2, '133-134'],
+                'icmp_code': 0})
+    assert (rule.proto, rule.icmp_type, rule.icmp_code, rule.sport) == ((58,), ((2, 2), (133, 136)), ((0, 0),), None)
+    assert rule.to_dict()['match'] == {'proto': ['icmpv6'], 'icmp_type': ['packet-too-big', '133-136'], 'icmp_code': [0]}
+    # the same name is another number in ICMP
+    assert one({'proto': 1, 'icmp_type': 'echo-request'}).icmp_type == ((8, 8),)
+    assert one({'proto': 'icmpv6', 'icmp_type': 'echo-request'}).icmp_type == ((128, 128),)
+    assert one({'proto': 'icmp', 'icmp_type': 77}).to_dict()['match']['icmp_type'] == [77]
+    # a rule on type and code keeps its counters only while both stay the same
+    assert one({'proto': 'icmp', 'icmp_type': 3}).match_key() != one({'proto': 'icmp', 'icmp_code': 3}).match_key()
+
+
+@pytest.mark.parametrize('match, field, text', [
+    ({'icmp_type': 8}, 'match.icmp_type', 'need match.proto to be exactly icmp or icmpv6'),
+    ({'proto': ['icmp', 'icmpv6'], 'icmp_code': 0}, 'match.icmp_code', 'write one rule per protocol'),
+    ({'proto': 'tcp', 'icmp_type': 8}, 'match.icmp_type', 'exactly icmp or icmpv6'),
+    ({'proto': 'icmp', 'icmp_type': 'packet-too-big'}, 'match.icmp_type', 'one of the icmp names: destination-unreachable'),
+    ({'proto': 'icmpv6', 'icmp_type': 256}, 'match.icmp_type', 'ICMP types are 0-255'),
+    ({'proto': 'icmpv6', 'icmp_code': '3-1'}, 'match.icmp_code', 'reversed range, write "1-3"'),
+    ({'proto': 'icmpv6', 'icmp_code': 'echo-request'}, 'match.icmp_code', 'is not an ICMP code'),
+    ({'proto': 'icmpv6', 'icmp_type': []}, 'match.icmp_type', 'empty list'),
+    ({'proto': 'icmp', 'icmp_type': True}, 'match.icmp_type', 'is not an ICMP type'),
+    ({'proto': 'icmp', 'sport': 8}, 'match.sport', 'icmp has no ports'),
+])
+def test_icmp_errors(match, field, text):
+    refused([{'name': 'x', 'action': 'pass', 'match': match}], 'x', field, text)
 
 
 def test_families_in_common():
