@@ -39,8 +39,12 @@ INTENT_NAME_RE = re.compile(r'^[a-z0-9_.-]+$')
 PORT_RE = re.compile(r'^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$')
 HOOK_KEYS = ('interface', 'direction', 'default_action', 'rules')
 RETURN_PATH_KEYS = ('name', 'addresses', 'interface', 'gateway', 'gateway6', 'egress_interfaces')
-POLICY_KEYS = ('interfaces', 'direction', 'default_action', 'drop_protocols', 'block_ports', 'police',
-               'count_protocols')
+POLICY_KEYS = ('interfaces', 'direction', 'default_action', 'drop_protocols', 'keep_icmpv6_types', 'block_ports',
+               'police', 'count_protocols')
+# What drop_protocols: [icmpv6] still lets through unless keep_icmpv6_types says otherwise: IPv6 stops working
+# on a link without neighbour discovery (RFC 4861), and path MTU discovery without packet-too-big.
+KEEP_ICMPV6_TYPES = ('packet-too-big', 'router-solicitation', 'router-advertisement', 'neighbor-solicitation',
+                     'neighbor-advertisement', 'redirect')
 BLOCK_KEYS = ('proto', 'ports')
 POLICE_KEYS = ('name', 'match', 'rate', 'burst')
 DIGEST_LEN = 8
@@ -344,6 +348,13 @@ def _policy(policy, default_interface, out):
     for index, item in enumerate(_list(policy.get('drop_protocols'), POLICY_VAR + '.drop_protocols')):
         path = '%s.drop_protocols[%d]' % (POLICY_VAR, index)
         label, proto = _protocol(item, path)
+        if label == 'icmpv6':
+            keep_path = POLICY_VAR + '.keep_icmpv6_types'
+            keep = policy.get('keep_icmpv6_types')
+            keep = list(KEEP_ICMPV6_TYPES) if keep is None else _list(keep, keep_path)
+            if keep:
+                rules.append(({'name': 'keep-icmpv6', 'match': {'proto': proto, 'icmp_type': copy.deepcopy(keep)},
+                               'action': 'pass'}, 'drop', keep_path))
         rules.append(({'name': 'drop-' + label, 'match': {'proto': proto}, 'action': 'drop'}, 'drop', path))
 
     for index, item in enumerate(_list(policy.get('block_ports'), POLICY_VAR + '.block_ports')):
@@ -371,8 +382,8 @@ def _policy(policy, default_interface, out):
             _fail(path + '.rate', 'is required: e.g. 100pps or 10mbit')
         match = item.get('match')
         if match is not None and not isinstance(match, dict):
-            _fail(path + '.match', 'must be a mapping of src, dst, proto, sport, dport, not %s'
-                  % _rules.type_name(match))
+            _fail(path + '.match', 'must be a mapping of %s, not %s'
+                  % (', '.join(_rules.MATCH_KEYS), _rules.type_name(match)))
         police = {'rate': copy.deepcopy(item['rate'])}
         if item.get('burst') is not None:
             police['burst'] = copy.deepcopy(item['burst'])

@@ -35,6 +35,7 @@ from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L  # noq
 from ansible_collections.ebpf.tc.plugins.module_utils._classifier import compile_tables  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # noqa: E402
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps  # noqa: E402
+from ansible_collections.ebpf.tc.plugins.filter.steering_hooks import steering_hooks  # noqa: E402
 
 
 STEERING_OBJECT = os.path.join(topo.ROOT, 'files', 'bpf', 'steering.bpf.o')
@@ -146,6 +147,49 @@ def test_drop_icmp_drops_ping_not_tcp(hook):
     assert counters['no-ping']['packets'] >= 4  # ping retries a send the hook dropped: at least 2 + 2
     assert counters['no-ping']['drops'] == counters['no-ping']['packets']
     assert counters['(default)']['drops'] == 0
+
+
+def test_icmp_type_drops_ping_one_way(hook):
+    """Dropping echo requests on egress stops the node's pings, not its answers to pings nor other ICMP."""
+    net, lab = hook.net, hook.net.lab
+    hook.apply([{'name': 'no-ping-out', 'match': {'proto': 'icmp', 'icmp_type': 'echo-request'}, 'action': 'drop'},
+                {'name': 'no-ping6-out', 'match': {'proto': 'icmpv6', 'icmp_type': 'echo-request'}, 'action': 'drop'},
+                {'name': 'icmp', 'match': {'proto': 'icmp'}, 'action': 'pass'},
+                {'name': 'icmp6', 'match': {'proto': 'icmpv6'}, 'action': 'pass'}])
+    assert lab.pings(net.node, topo.SERVER_V4, count=2) == 0
+    assert lab.pings(net.node, topo.SERVER_V6, count=2) == 0
+    assert lab.pings(net.server, topo.NODE_ETH0_V4, count=2) == 2    # the node's echo replies leave
+    assert lab.pings(net.server, topo.NODE_ETH0_V6, count=2) == 2
+    counters = hook.counters()
+    assert counters['no-ping-out']['drops'] >= 2 and counters['no-ping6-out']['drops'] >= 2
+    assert counters['icmp']['packets'] >= 2 and counters['icmp6']['packets'] >= 2
+
+
+def test_policy_drop_icmpv6_keeps_neighbour_discovery(hook):
+    """The role's drop_protocols: [icmpv6] (rules made by its filter) drops ping but resolves neighbours;
+    with keep_icmpv6_types: [] a neighbour the node has not resolved yet stays unreachable."""
+    net, lab = hook.net, hook.net.lab
+    fresh = ['fd00:210::98', 'fd00:210::99']    # no static neighbour entries: the node must solicit them
+    for addr in fresh:
+        lab.exec(net.server, 'ip', '-6', 'addr', 'add', addr + '/64', 'dev', 'eth0', 'nodad')
+
+    def policy_rules(**extra):
+        (hook_rules,) = steering_hooks([], None, dict({'drop_protocols': ['icmpv6']}, **extra), 'eth0')
+        return hook_rules['rules']
+    try:
+        hook.apply(policy_rules())
+        assert lab.pings(net.node, topo.SERVER_V6, count=2) == 0
+        assert lab.tcp_connects(net.node, fresh[0], TCP_PORTS[0])
+        counters = hook.counters()
+        assert counters['keep-icmpv6']['packets'] >= 1       # the neighbour solicitation
+        assert counters['drop-icmpv6']['drops'] >= 2
+        hook.apply(policy_rules(keep_icmpv6_types=[]))
+        before = hook.counters()['drop-icmpv6']['drops']
+        assert not lab.tcp_connects(net.node, fresh[1], TCP_PORTS[0], timeout=2)
+        assert hook.counters()['drop-icmpv6']['drops'] > before         # the solicitations
+    finally:
+        for addr in fresh:
+            lab.exec(net.server, 'ip', '-6', 'addr', 'del', addr + '/64', 'dev', 'eth0', check=False)
 
 
 def test_dport_block_blocks_only_that_port(hook):

@@ -183,10 +183,32 @@ def test_protocols_by_number_and_case():
     assert hooks_of(policy=policy)[0]['rules'] == [
         {'name': 'drop-47', 'match': {'proto': 47}, 'action': 'drop'},
         {'name': 'drop-icmp', 'match': {'proto': 'icmp'}, 'action': 'drop'},
+        {'name': 'keep-icmpv6', 'match': {'proto': 'icmpv6', 'icmp_type': list(F.KEEP_ICMPV6_TYPES)},
+         'action': 'pass'},
         {'name': 'drop-icmpv6', 'match': {'proto': 'icmpv6'}, 'action': 'drop'},
         {'name': 'count-tcp', 'match': {'proto': 'tcp'}, 'action': 'pass'},
         {'name': 'count-sctp', 'match': {'proto': 'sctp'}, 'action': 'pass'},
     ]
+
+
+def test_dropping_icmpv6_keeps_neighbour_discovery_unless_told():
+    rules = hooks_of(policy={'drop_protocols': ['icmpv6']})[0]['rules']
+    assert [r['name'] for r in rules] == ['keep-icmpv6', 'drop-icmpv6']
+    kept = _rules.validate(rules).rules[0].icmp_type
+    assert kept == ((2, 2), (133, 137)), 'packet-too-big and the five neighbour discovery messages'
+    rules = hooks_of(policy={'drop_protocols': ['icmpv6'], 'keep_icmpv6_types': [2, 'echo-request']})[0]['rules']
+    assert rules[0]['match']['icmp_type'] == [2, 'echo-request']
+    rules = hooks_of(policy={'drop_protocols': ['icmpv6'], 'keep_icmpv6_types': []})[0]['rules']
+    assert [r['name'] for r in rules] == ['drop-icmpv6']
+    # only the ICMPv6 drop brings a keep rule
+    assert [r['name'] for r in hooks_of(policy={'drop_protocols': ['icmp']})[0]['rules']] == ['drop-icmp']
+
+
+def test_bad_keep_icmpv6_types_names_the_variable():
+    refused('ebpf_tc_policy.keep_icmpv6_types', 'must be a list',
+            policy={'drop_protocols': ['icmpv6'], 'keep_icmpv6_types': 'redirect'})
+    refused('ebpf_tc_policy.keep_icmpv6_types', "'neighbor-solicitaton' is not an ICMP type",
+            policy={'drop_protocols': ['icmpv6'], 'keep_icmpv6_types': ['neighbor-solicitaton']})
 
 
 def test_block_port_names_and_ranges():
