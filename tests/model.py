@@ -11,7 +11,7 @@ uses the rule compiler's tables; the model reads a rule set only through its can
 
 ``Dataplane`` is the stateful part: per-rule counters and policers with the same lifetime rules as the
 program (a rule whose name and match are unchanged keeps them across an update), per-protocol
-counters, and the policer clock (the tests drive ``settings.clock_override_ns`` with the same value).
+counters, the learned return paths, and the policer clock (the tests drive ``settings.clock_override_ns`` with the same value).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -256,7 +256,7 @@ def model_rule(rule):
     """A canonical rule dict (as ``RuleSet.to_dicts()`` gives) → ModelRule."""
     match = rule.get('match') or {}
     redirect = None
-    if rule['action'] == 'redirect':
+    if rule.get('redirect') is not None:     # a redirect, or a reply's fallback
         redirect = (rule['redirect']['interface'], rule['redirect'].get('via'))
     police = police_params(rule['police']) if rule['action'] == 'police' else None
     mark = int(rule['mark']) if rule['action'] == 'mark' else None
@@ -314,15 +314,29 @@ def ruleset_dicts(ruleset):
 
 # ------------------------------------------------------------------------------------------ verdicts
 
-Verdict = namedtuple('Verdict', 'kind rule retval mark redirect proto_bucket counter dropped length')
+Verdict = namedtuple('Verdict', 'kind rule retval mark redirect proto_bucket counter dropped length macs')
 Verdict.__doc__ = """The model's decision on one frame.
 
 kind: 'pass', 'drop', 'redirect', 'mark', 'police' (a rule decided) or 'default' (no rule matched, or
 malformed); non-IP frames and frames seen before any rule set is applied are 'pass' with rule None.
 rule: index of the deciding rule, or None. retval: the expected TC return code. mark: the new skb->mark,
 or None when the program leaves it alone. redirect: (interface, via) or None. counter: the rule's name,
-'(default)', or None when no counter moves. dropped: whether the packet counts a drop.
+'(default)', or None when no counter moves. dropped: whether the packet counts a drop. macs: the frame's
+new (destination, source) MAC addresses, or None when the program leaves them alone.
 """
+
+
+def _verdict(kind, rule, retval, bucket, length, counter=None, mark=None, redirect=None, dropped=False, macs=None):
+    return Verdict(kind, rule, retval, mark, redirect, bucket, counter, dropped, length, macs)
+
+
+def path_key(packet, reply=False):
+    """The learned-path key of a parsed packet: (family, proto, client, client port, service, service port),
+    the client being the source of a request and the destination of a reply; ports 0 unless TCP/UDP/SCTP."""
+    ports = (packet.sport, packet.dport) if packet.sport is not None else (0, 0)
+    if reply:
+        return (packet.family, packet.proto, packet.dst, ports[1], packet.src, ports[0])
+    return (packet.family, packet.proto, packet.src, ports[0], packet.dst, ports[1])
 
 
 class Policer:
@@ -351,8 +365,10 @@ class Dataplane:
     clock in ns (None: the real clock, which the model cannot follow; police rules then raise).
     """
 
-    def __init__(self, clock=None):
+    def __init__(self, clock=None, interface='lo', ifindex=1):
         self.clock = clock
+        self.interface, self.ifindex = interface, ifindex   # the hook's (a test run's skb is on lo)
+        self.learned = {}          # path_key → (ifindex, peer MAC, own MAC): the learned_paths map
         self.default_action = None
         self.rules = ()
         self.rule_stats = {}       # identity → {'packets','bytes','drops'}
@@ -381,12 +397,12 @@ class Dataplane:
 
     def classify(self, frame):
         """The verdict on ``frame`` without changing any state (police rules: as if within rate)."""
-        return self._decide(frame, parse(frame), police=None)
+        return self._decide(frame, parse(frame), stateful=False)
 
     def run(self, frame):
         """Classify ``frame`` and update counters and policers, like one run of the program."""
         packet = parse(frame)
-        verdict = self._decide(frame, packet, police=True)
+        verdict = self._decide(frame, packet, stateful=True)
         bucket = verdict.proto_bucket
         stats = self.proto_stats.setdefault(bucket, {'packets': 0, 'bytes': 0})
         stats['packets'] += 1
@@ -400,34 +416,45 @@ class Dataplane:
                 counters['drops'] += 1
         return verdict
 
-    def _decide(self, frame, packet, police):
+    def _decide(self, frame, packet, stateful):
         bucket = proto_bucket(packet)
         length = packet.length
         if packet.kind == NON_IP or self.default_action is None:
-            return Verdict('pass', None, TC_ACT_UNSPEC, None, None, bucket, None, False, length)
+            return _verdict('pass', None, TC_ACT_UNSPEC, bucket, length)
         index = first_match(self.rules, packet)
         if index is None:
             drop = self.default_action == 'drop'
-            return Verdict('default', None, TC_ACT_SHOT if drop else TC_ACT_UNSPEC, None, None, bucket,
-                           DEFAULT, drop, length)
+            return _verdict('default', None, TC_ACT_SHOT if drop else TC_ACT_UNSPEC, bucket, length, DEFAULT,
+                            dropped=drop)
         rule = self.rules[index]
         action = rule.action
-        if action == 'pass':
-            return Verdict('pass', index, TC_ACT_UNSPEC, None, None, bucket, rule.name, False, length)
+        if action in ('pass', 'learn'):
+            if action == 'learn' and stateful and not frame[0] & 1:    # a group address teaches nothing
+                self.learned[path_key(packet)] = (self.ifindex, bytes(frame[6:12]), bytes(frame[0:6]))
+            return _verdict(action, index, TC_ACT_UNSPEC, bucket, length, rule.name)
         if action == 'drop':
-            return Verdict('drop', index, TC_ACT_SHOT, None, None, bucket, rule.name, True, length)
+            return _verdict('drop', index, TC_ACT_SHOT, bucket, length, rule.name, dropped=True)
         if action == 'redirect':
-            return Verdict('redirect', index, TC_ACT_REDIRECT, None, rule.redirect, bucket, rule.name, False, length)
+            return _verdict('redirect', index, TC_ACT_REDIRECT, bucket, length, rule.name, redirect=rule.redirect)
+        if action == 'reply':
+            path = self.learned.get(path_key(packet, reply=True))
+            if path is not None:
+                ifindex, peer, own = path
+                return _verdict('reply', index, TC_ACT_UNSPEC if ifindex == self.ifindex else TC_ACT_REDIRECT,
+                                bucket, length, rule.name, redirect=('#%d' % ifindex, None), macs=(peer, own))
+            if rule.redirect is not None and rule.redirect[0] != self.interface:
+                return _verdict('reply', index, TC_ACT_REDIRECT, bucket, length, rule.name, redirect=rule.redirect)
+            return _verdict('reply', index, TC_ACT_UNSPEC, bucket, length, rule.name)
         if action == 'mark':
-            return Verdict('mark', index, TC_ACT_UNSPEC, rule.mark, None, bucket, rule.name, False, length)
+            return _verdict('mark', index, TC_ACT_UNSPEC, bucket, length, rule.name, mark=rule.mark)
         if action == 'police':
             admitted = True
-            if police:
+            if stateful:
                 if self.clock is None:
                     raise RuntimeError('the model cannot follow the real clock: set Dataplane.clock')
                 admitted = self.policers[rule.identity].admit(rule.police, self.clock, length)
-            return Verdict('police', index, TC_ACT_UNSPEC if admitted else TC_ACT_SHOT, None, None, bucket,
-                           rule.name, not admitted, length)
+            return _verdict('police', index, TC_ACT_UNSPEC if admitted else TC_ACT_SHOT, bucket, length, rule.name,
+                            dropped=not admitted)
         raise ValueError('unknown action %r' % (action,))
 
 

@@ -36,11 +36,12 @@ ICMP_PROTO_CHOICES = ['icmp', 'icmpv6', 1, 58]
 ICMP_TYPE_POOL = [0, 1, 2, 3, 8, 11, 127, 128, 129, 133, 134, 135, 136, 137, 255]
 ICMP_CODE_POOL = [0, 1, 3, 4, 255]
 
-# Fake redirect targets: BPF_PROG_TEST_RUN never looks the interface up.
-INTERFACES = {'eth1': 11, 'eth2': 12, 'veth-svc': 21, 'bond0.100': 4242}
+# Fake redirect targets: BPF_PROG_TEST_RUN never looks the interface up. lo is where a test run's skb is (the
+# hook's own interface, as a reply's fallback sees it).
+INTERFACES = {'eth1': 11, 'eth2': 12, 'veth-svc': 21, 'bond0.100': 4242, 'lo': 1}
 IFNAMES = dict((v, k) for k, v in INTERFACES.items())
 
-ACTIONS = ['pass', 'drop', 'redirect', 'mark', 'police']
+ACTIONS = ['pass', 'drop', 'redirect', 'mark', 'police', 'learn', 'reply']
 
 
 def ifindex_of(name):
@@ -154,7 +155,7 @@ def raw_rule(draw, name, gentle_police=False):
     rule = {'name': name, 'action': draw(st.sampled_from(ACTIONS))}
     if match or draw(st.booleans()):
         rule['match'] = match
-    if rule['action'] == 'redirect':
+    if rule['action'] == 'redirect' or rule['action'] == 'reply' and draw(st.booleans()):
         redirect = {'interface': draw(st.sampled_from(sorted(INTERFACES)))}
         if len(families) == 1 and ('src' in match or 'dst' in match) and draw(st.booleans()):
             (family,) = families
@@ -172,6 +173,16 @@ def raw_rulesets(draw, min_rules=0, max_rules=12, gentle_police=False):
     """(rules, default_action) in the user-facing schema; names r0, r1, ... in order."""
     n = draw(st.integers(min_rules, max_rules))
     rules = [draw(raw_rule('r%d' % i, gentle_police)) for i in range(n)]
+    if n < max_rules and draw(st.integers(0, 2)) == 0:
+        # a return path: learn the requests to some addresses, reply to them from those addresses
+        families = draw(st.sampled_from([frozenset([4]), frozenset([6]), frozenset([4, 6])]))
+        service = draw(address_field(families))
+        learn = {'name': 'learn', 'action': 'learn', 'match': {'dst': service}}
+        reply = {'name': 'reply', 'action': 'reply', 'match': {'src': service}}
+        if draw(st.booleans()):
+            reply['redirect'] = {'interface': draw(st.sampled_from(sorted(INTERFACES)))}
+        at = draw(st.integers(0, n))
+        rules[at:at] = [learn, reply] if draw(st.booleans()) else [reply, learn]
     return rules, draw(st.sampled_from(['pass', 'drop']))
 
 
@@ -189,7 +200,7 @@ def mutated(draw, raw, gentle_police=False):
         elif what == 'action':
             new = draw(raw_rule(rule['name'], gentle_police))
             new = dict(new, match=rule.get('match')) if 'match' in rule else dict(new, match=None)
-            if new['action'] == 'redirect' and 'via' in new['redirect']:
+            if new.get('redirect') and 'via' in new['redirect']:
                 new['redirect'] = {'interface': new['redirect']['interface']}
             out.append(new)
         elif what == 'match':
@@ -318,6 +329,22 @@ def frames(draw, rules=()):
             frame[pos] = draw(st.integers(0, 255))
         frame = bytes(frame)
     return frame
+
+
+@st.composite
+def replies(draw, learned):
+    """A reply to a flow the model learned (a key of ``Dataplane.learned``): from the service to the client,
+    ports swapped; sometimes one field off, so that it misses."""
+    family, proto, client, client_port, service, service_port = draw(st.sampled_from(sorted(learned, key=repr)))
+    off = draw(st.sampled_from([None] * 6 + ['client_port', 'service', 'proto']))
+    if off == 'client_port':
+        client_port = (client_port + 1) % 65536
+    elif off == 'service':
+        service = service + 1 if int(service) + 1 < 2 ** service.max_prefixlen else service - 1
+    elif off == 'proto':
+        proto = {6: 17, 17: 6}.get(proto, 6)
+    build = pk.ipv4_frame if family == 4 else pk.ipv6_frame
+    return build(service, client, proto, service_port, client_port)
 
 
 def model_rules(ruleset):

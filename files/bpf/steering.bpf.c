@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
  * ebpf.tc steering program: classifies packets on a TC (clsact) hook against an ordered rule set and
- * passes, drops, redirects (to an interface and next hop), marks or polices them.
+ * passes, drops, redirects (to an interface and next hop), marks or polices them, or learns the path a
+ * request came in by (ingress) and sends its replies back that way (egress).
  *
  * The semantics and the map layout are described in docs/docsite/rst/dataplane.rst; the Python compiler in
  * plugins/module_utils/_classifier.py and _layout.py is the other side of that ABI. Keep the three in step.
@@ -12,6 +13,7 @@
  * __sk_buff and packet bytes, nothing that needs CO-RE.
  */
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -36,6 +38,8 @@ enum action {
 	ACT_REDIRECT = 2,
 	ACT_MARK = 3,
 	ACT_POLICE = 4,
+	ACT_LEARN = 5,
+	ACT_REPLY = 6,
 };
 
 enum police_unit {
@@ -106,6 +110,30 @@ struct police_state {
 
 struct settings {
 	__u64 clock_override_ns;
+};
+
+/*
+ * Learned return paths, shared by every hook of a network namespace (the installer pins the map in one
+ * place for all of them): per flow, seen from its client, the interface its requests come in by and the
+ * two MAC addresses of that hop. An LRU map: when it is full the least recently used flow makes room,
+ * and every request packet refreshes its flow (a lookup marks the entry used).
+ */
+#define LEARNED_PATHS 65536
+
+struct path_key {
+	__u8 ipv6;
+	__u8 proto;
+	__u16 client_port; /* host order; 0 for a protocol without ports */
+	__u16 service_port;
+	__u16 pad;
+	__u64 client[2];
+	__u64 service[2];
+};
+
+struct path {
+	__u32 ifindex;     /* the interface the requests come in by */
+	__u8 peer_mac[6];  /* their L2 source: the router the replies go back to */
+	__u8 own_mac[6];   /* their L2 destination: this node's address on that link */
 };
 
 /*
@@ -244,6 +272,14 @@ struct {
 	__type(value, struct settings);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } settings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LEARNED_PATHS);
+	__type(key, struct path_key);
+	__type(value, struct path);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} learned_paths SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -398,6 +434,18 @@ static __always_inline int match_flow(const struct flow *f, const struct set_hea
 	return match;
 }
 
+/* The redirect of a rule: out of its interface, to its next hop or to the packet's destination. */
+static __always_inline int redirect_neigh(const struct rule *r)
+{
+	if (r->nh_family == AF_INET_ || r->nh_family == AF_INET6_) {
+		struct bpf_redir_neigh nh = { .nh_family = r->nh_family };
+
+		__builtin_memcpy(nh.ipv6_nh, r->nh_addr, 16);
+		return bpf_redirect_neigh(r->ifindex, &nh, sizeof(nh), 0);
+	}
+	return bpf_redirect_neigh(r->ifindex, 0, 0, 0);
+}
+
 /* Token bucket shared by all CPUs; returns 1 when the packet is within rate. */
 static __always_inline int police(struct __sk_buff *skb, const struct rule *r)
 {
@@ -427,6 +475,85 @@ static __always_inline int police(struct __sk_buff *skb, const struct rule *r)
 	st->tokens = tokens;
 	bpf_spin_unlock(&st->lock);
 	return ok;
+}
+
+/* The key of a flow as its client sent it: the reply's addresses and ports swapped back. */
+static __always_inline void path_key_of(struct path_key *key, const struct flow *f, int reply)
+{
+	int ports = f->has_ports && (f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP || f->proto == IPPROTO_SCTP);
+
+	key->ipv6 = f->ipv6;
+	key->proto = f->proto;
+	if (reply) {
+		__builtin_memcpy(key->client, f->daddr, 16);
+		__builtin_memcpy(key->service, f->saddr, 16);
+		key->client_port = ports ? f->dport : 0;
+		key->service_port = ports ? f->sport : 0;
+	} else {
+		__builtin_memcpy(key->client, f->saddr, 16);
+		__builtin_memcpy(key->service, f->daddr, 16);
+		key->client_port = ports ? f->sport : 0;
+		key->service_port = ports ? f->dport : 0;
+	}
+}
+
+static __always_inline int same_path(const struct path *a, const struct path *b)
+{
+	int same = a->ifindex == b->ifindex, i;
+
+#pragma clang loop unroll(full)
+	for (i = 0; i < ETH_ALEN; i++)
+		same &= a->peer_mac[i] == b->peer_mac[i] && a->own_mac[i] == b->own_mac[i];
+	return same;
+}
+
+/* Records where a request came from; a frame sent to a group address (multicast, broadcast) teaches nothing. */
+static __always_inline void learn(struct __sk_buff *skb, const struct flow *f)
+{
+	struct path_key key = {};
+	struct path path = { .ifindex = skb->ifindex };
+	struct path *known;
+	struct ethhdr *eth = packet_bytes(skb, 0, sizeof(*eth));
+
+	if (!eth || eth->h_dest[0] & 1)
+		return;
+	__builtin_memcpy(path.peer_mac, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(path.own_mac, eth->h_dest, ETH_ALEN);
+	path_key_of(&key, f, 0);
+	known = bpf_map_lookup_elem(&learned_paths, &key);
+	if (known && same_path(known, &path))
+		return; /* the common case: no write */
+	bpf_map_update_elem(&learned_paths, &key, &path, BPF_ANY);
+}
+
+/*
+ * Sends a reply back the way its request came: to the learned router, out of the learned interface (on
+ * the interface it is already leaving by, only the MACs change). Without a learned path: the rule's
+ * redirect when it has one and it leads elsewhere (a redirect to the egress hook's own interface would
+ * come back here), else the normal route.
+ */
+static __always_inline int reply(struct __sk_buff *skb, const struct flow *f, const struct rule *r)
+{
+	struct path_key key = {};
+	struct path *path;
+
+	path_key_of(&key, f, 1);
+	path = bpf_map_lookup_elem(&learned_paths, &key);
+	if (path) {
+		__u8 macs[2 * ETH_ALEN];
+		__u32 ifindex = path->ifindex;
+
+		__builtin_memcpy(macs, path->peer_mac, ETH_ALEN);
+		__builtin_memcpy(macs + ETH_ALEN, path->own_mac, ETH_ALEN);
+		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0))
+			return TC_ACT_SHOT;
+		if (ifindex == skb->ifindex)
+			return TC_ACT_UNSPEC;
+		return bpf_redirect(ifindex, 0);
+	}
+	if (r->ifindex && r->ifindex != skb->ifindex)
+		return redirect_neigh(r);
+	return TC_ACT_UNSPEC;
 }
 
 static __always_inline int verdict_default(struct __sk_buff *skb, const struct set_header *hdr)
@@ -491,13 +618,7 @@ int steering(struct __sk_buff *skb)
 			rs->drops++;
 		return TC_ACT_SHOT;
 	case ACT_REDIRECT:
-		if (r->nh_family == AF_INET_ || r->nh_family == AF_INET6_) {
-			struct bpf_redir_neigh nh = { .nh_family = r->nh_family };
-
-			__builtin_memcpy(nh.ipv6_nh, r->nh_addr, 16);
-			return bpf_redirect_neigh(r->ifindex, &nh, sizeof(nh), 0);
-		}
-		return bpf_redirect_neigh(r->ifindex, 0, 0, 0);
+		return redirect_neigh(r);
 	case ACT_MARK:
 		skb->mark = r->mark;
 		return TC_ACT_UNSPEC;
@@ -507,6 +628,11 @@ int steering(struct __sk_buff *skb)
 		if (rs)
 			rs->drops++;
 		return TC_ACT_SHOT;
+	case ACT_LEARN:
+		learn(skb, &p.flow);
+		return TC_ACT_UNSPEC;
+	case ACT_REPLY:
+		return reply(skb, &p.flow, r);
 	default:
 		return TC_ACT_UNSPEC;
 	}

@@ -25,7 +25,7 @@ from ansible_collections.ebpf.tc.plugins.module_utils._rules import (
 
 # the action codes of the program's rule entries
 ACTION_CODES = {'pass': L.ACT_PASS, 'drop': L.ACT_DROP, 'redirect': L.ACT_REDIRECT, 'mark': L.ACT_MARK,
-                'police': L.ACT_POLICE}
+                'police': L.ACT_POLICE, 'learn': L.ACT_LEARN, 'reply': L.ACT_REPLY}
 ACTION_NAMES = dict((code, name) for name, code in ACTION_CODES.items())
 Tables = namedtuple('Tables', 'header src_prefixes dst_prefixes proto_class sport_class dport_class '
                               'class_bits rules')
@@ -196,7 +196,7 @@ def _rule_entry(rule, counter, ifindex_of):
     nh_addr = b''
     if rule.action == 'mark':
         mark = rule.mark
-    elif rule.action == 'redirect':
+    elif rule.redirect is not None:  # a redirect, or a reply's fallback
         ifindex = ifindex_of(rule.redirect.interface)
         if not is_int(ifindex) or ifindex <= 0:
             raise RuleError('unknown interface %s' % rule.redirect.interface, rule=rule.name,
@@ -324,7 +324,7 @@ def _decode_rule(entry, src, dst, proto, sport, dport, ifname_of):
         raise RuleError('unknown action code %d in the rules map' % entry.action, rule=entry.name,
                         field='action')
     redirect = mark = police = None
-    if action == 'redirect':
+    if action == 'redirect' or action == 'reply' and entry.ifindex:
         via = None
         if entry.nh_family == L.AF_INET:
             via = ipaddress.IPv4Address(bytes(entry.nh_addr[:4]))

@@ -38,6 +38,8 @@ ACT_DROP = 1
 ACT_REDIRECT = 2
 ACT_MARK = 3
 ACT_POLICE = 4
+ACT_LEARN = 5
+ACT_REPLY = 6
 
 POLICE_PACKETS = 0
 POLICE_BITS = 1
@@ -66,6 +68,11 @@ MAP_RULE_STATS = 'rule_stats'
 MAP_POLICE_STATE = 'police_state'
 MAP_PROTO_STATS = 'proto_stats'
 MAP_SETTINGS = 'settings'
+MAP_LEARNED_PATHS = 'learned_paths'
+LEARNED_PATHS = 65536
+# Maps one instance of which serves every hook of a network namespace: the installer pins them in the
+# namespace's shared directory (_program.shared_pin_dir) instead of the hook's.
+SHARED_MAPS = (MAP_LEARNED_PATHS,)
 
 # -- structs -------------------------------------------------------------------------------------
 
@@ -77,6 +84,8 @@ _RULE_STATS = struct.Struct('<QQQ')
 _PROTO_STATS = struct.Struct('<QQ')
 _POLICE_STATE = struct.Struct('<IIQQ')
 _SETTINGS = struct.Struct('<Q')
+_PATH_KEY = struct.Struct('<BBHHH16s16s')
+_PATH = struct.Struct('<I6s6s')
 
 U32_SIZE = _U32.size                      # 4
 LPM_KEY_SIZE = _LPM_KEY.size              # 21
@@ -87,6 +96,8 @@ RULE_STATS_SIZE = _RULE_STATS.size        # 24
 PROTO_STATS_SIZE = _PROTO_STATS.size      # 16
 POLICE_STATE_SIZE = _POLICE_STATE.size    # 24
 SETTINGS_SIZE = _SETTINGS.size            # 8
+PATH_KEY_SIZE = _PATH_KEY.size            # 40
+PATH_SIZE = _PATH.size                    # 16
 
 # What each pinned map must look like: (map type name, key size, value size, max_entries). Lets the
 # loader tell a compatible pinned map (kept across program upgrades) from an incompatible one.
@@ -103,6 +114,7 @@ MAP_SPECS = {
     MAP_POLICE_STATE: ('array', U32_SIZE, POLICE_STATE_SIZE, COUNTER_SLOTS),
     MAP_PROTO_STATS: ('percpu_array', U32_SIZE, PROTO_STATS_SIZE, PROTO_STATS_ENTRIES),
     MAP_SETTINGS: ('array', U32_SIZE, SETTINGS_SIZE, 1),
+    MAP_LEARNED_PATHS: ('lru_hash', PATH_KEY_SIZE, PATH_SIZE, LEARNED_PATHS),
 }
 
 # The program's own maps: the object does not declare them pinned and nothing outside the program reads
@@ -122,6 +134,10 @@ RuleEntry = namedtuple('RuleEntry', (
     'police_rate police_depth police_max_idle_ns name'))
 
 PoliceState = namedtuple('PoliceState', 'tokens last_ns')
+
+PathKey = namedtuple('PathKey', 'family proto client client_port service service_port')
+PathKey.__doc__ = """A flow as its client sent it: addresses as packed bytes (4 or 16), ports 0 without ports."""
+LearnedPath = namedtuple('LearnedPath', 'ifindex peer_mac own_mac')
 
 
 def _check_slot(slot):
@@ -284,6 +300,30 @@ def pack_settings(clock_override_ns=0):
 
 def unpack_settings(data):
     return _SETTINGS.unpack(bytes(data[:SETTINGS_SIZE]))[0]
+
+
+# -- learned paths -------------------------------------------------------------------------------
+
+def pack_path_key(key):
+    size = 4 if key.family == 4 else 16
+    if len(key.client) != size or len(key.service) != size:
+        raise ValueError('an IPv%d flow has %d-byte addresses' % (key.family, size))
+    return _PATH_KEY.pack(int(key.family == 6), key.proto, key.client_port, key.service_port, 0,
+                          bytes(key.client).ljust(16, b'\0'), bytes(key.service).ljust(16, b'\0'))
+
+
+def unpack_path_key(data):
+    ipv6, proto, client_port, service_port, _pad, client, service = _PATH_KEY.unpack(bytes(data[:PATH_KEY_SIZE]))
+    size = 16 if ipv6 else 4
+    return PathKey(6 if ipv6 else 4, proto, client[:size], client_port, service[:size], service_port)
+
+
+def pack_path(path):
+    return _PATH.pack(path.ifindex, bytes(path.peer_mac), bytes(path.own_mac))
+
+
+def unpack_path(data):
+    return LearnedPath(*_PATH.unpack(bytes(data[:PATH_SIZE])))
 
 
 # -- array indexes -------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from ansible_collections.ebpf.tc.plugins.module_utils._errors import RuleError
 
 # -- schema constants ----------------------------------------------------------------------------
 
-ACTIONS = ('pass', 'drop', 'redirect', 'mark', 'police')
+ACTIONS = ('pass', 'drop', 'redirect', 'mark', 'police', 'learn', 'reply')
 DEFAULT_ACTIONS = ('pass', 'drop')
 DIRECTIONS = ('ingress', 'egress')     # the two TC hooks of an interface
 
@@ -56,8 +56,8 @@ RULE_KEYS = ('name', 'match', 'action', 'redirect', 'mark', 'police')
 MATCH_KEYS = ('src', 'dst', 'proto', 'sport', 'dport', 'icmp_type', 'icmp_code')
 REDIRECT_KEYS = ('interface', 'via')
 POLICE_KEYS = ('rate', 'burst')
-# Which action each parameter key belongs to.
-ACTION_PARAMS = {'redirect': 'redirect', 'mark': 'mark', 'police': 'police'}
+# Which actions each parameter key belongs to (a reply's redirect is where it goes when nothing is learned).
+ACTION_PARAMS = {'redirect': ('redirect', 'reply'), 'mark': ('mark',), 'police': ('police',)}
 
 NAME_RE = re.compile(r'^[a-z0-9_.-]{1,32}$')
 MAX_PORT = 65535
@@ -114,7 +114,7 @@ class Rule(_RuleBase):
     (IPv4 first, sorted, none covered by another, never both whole families); proto a sorted tuple of
     numbers (never all 256); sport/dport and icmp_type/icmp_code a sorted tuple of disjoint, non-adjacent
     (lo, hi) ranges (ports only with proto tcp/udp/sctp, ICMP types and codes only with proto icmp or icmpv6).
-    `redirect`, `mark` and `police` are set only for their action.
+    `redirect`, `mark` and `police` are set only for their action (`redirect` also for a reply's fallback).
     """
 
     __slots__ = ()
@@ -278,6 +278,8 @@ def validate(rules, default_action='pass', interface_exists=None):
       differently), so a type name has one meaning; a rule for both is two rules.
     - A rule whose src and dst have no IP family in common could never match: refused.
     - ``redirect.via`` must be of the one family the rule can match (so the next hop is reachable).
+    - ``learn`` (on ingress) records where a flow's requests come from; ``reply`` (on egress) sends the
+      flow's replies back that way, else to its optional ``redirect``, else by the normal route.
     - None for an optional key (``via: null``, ``burst:``, ``match:``) means absent; empty lists are
       refused (a list that matches nothing is a mistake, not a rule).
     - Police ``rate``: ``<n>pps`` (k/m prefixes, 1000-based) counts packets; ``<n>bit`` (k/m/g/t,
@@ -359,15 +361,15 @@ def _validate_rule(index, raw, interface_exists):
     if action not in ACTIONS:
         raise RuleError('unknown action %r; expected one of %s' % (action, ', '.join(ACTIONS)),
                         rule=label, field='action')
-    for key, owner in ACTION_PARAMS.items():
-        if raw.get(key) is not None and owner != action:
-            raise RuleError('only valid with action %s (this rule\'s action is %s)' % (owner, action),
+    for key, owners in ACTION_PARAMS.items():
+        if raw.get(key) is not None and action not in owners:
+            raise RuleError('only valid with action %s (this rule\'s action is %s)' % (' or '.join(owners), action),
                             rule=label, field=key)
 
     src, dst, proto, sport, dport, icmp_type, icmp_code = _validate_match(raw.get('match'), label)
 
     redirect = mark = police = None
-    if action == 'redirect':
+    if action == 'redirect' or action == 'reply' and raw.get('redirect') is not None:
         redirect = _validate_redirect(raw.get('redirect'), label, interface_exists)
         if redirect.via is not None:
             fams = _families(src, dst)

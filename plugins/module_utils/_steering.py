@@ -30,6 +30,8 @@ STEERING_MAPS = (
     L.MAP_DPORT_CLASS, L.MAP_CLASS_BITS, L.MAP_RULES, L.MAP_RULE_STATS, L.MAP_POLICE_STATE,
     L.MAP_PROTO_STATS, L.MAP_SETTINGS,
 )
+# Maps of the steering program that builds before the learned return path do not have.
+OPTIONAL_MAPS = (L.MAP_LEARNED_PATHS,)
 DEFAULT_COUNTER_NAME = '(default)'
 STEERING_PROGRAM = 'steering'   # the program of files/bpf/steering.bpf.o
 
@@ -59,6 +61,12 @@ class SteeringMaps:
                 if not os.path.exists(path):
                     raise EbpfTcError('no map %s there' % name)
                 self._maps[name] = _bpfmap.Map.from_pin(path)
+            for name in OPTIONAL_MAPS:
+                path = os.path.join(pin_dir, name)
+                if maps is not None and name in maps:
+                    self._maps[name] = _bpfmap.Map.from_id(maps[name])
+                elif maps is None and os.path.exists(path):
+                    self._maps[name] = _bpfmap.Map.from_pin(path)
         except Exception:
             self.close()
             raise

@@ -49,9 +49,11 @@ options:
         protocol list of tcp, udp and sctp only), C(icmp_type) and C(icmp_code) (0-255, C("lo-hi"), a type
         name like C(echo-request) or C(neighbor-solicitation), or a list; need C(proto) exactly C(icmp) or
         C(icmpv6)), every given field must match; C(action), one of C(pass),
-        C(drop), C(redirect), C(mark), C(police); and the action''s parameter: C(redirect) (C(interface),
-        and optionally C(via), the next hop), C(mark) (an integer, for example C(0x10)), C(police)
-        (C(rate) like C(100pps) or C(10mbit), optionally C(burst)).'
+        C(drop), C(redirect), C(mark), C(police), C(learn) (ingress: record the flow''s way in), C(reply)
+        (egress: send it back that way); and the action''s parameter: C(redirect) (C(interface),
+        and optionally C(via), the next hop; for C(reply), where replies nothing was learned for go),
+        C(mark) (an integer, for example C(0x10)), C(police) (C(rate) like C(100pps) or C(10mbit),
+        optionally C(burst)).'
       - Redirect interfaces must exist in O(netns) (or the current namespace); they are stored by ifindex
         and read back by name.
       - The schema is described in R(the rules guide,ansible_collections.ebpf.tc.docsite.rules), and how a

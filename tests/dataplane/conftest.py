@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import ipaddress
 import os
 import shutil
 import struct
@@ -81,9 +82,10 @@ def skb_ctx(mark=MARK_IN):
 
 
 class Result:
-    def __init__(self, retval, mark):
+    def __init__(self, retval, mark, frame):
         self.retval = retval
         self.mark = mark
+        self.frame = frame      # the frame as the program left it
 
     def __repr__(self):
         return 'Result(retval=%d, mark=%#x)' % (self.retval, self.mark)
@@ -155,7 +157,7 @@ class Steering:
     def run(self, frame, mark=MARK_IN):
         """The kernel's verdict alone."""
         out = bpftest.test_run(self.prog_fd, frame, ctx=skb_ctx(mark))
-        return Result(out.retval, struct.unpack_from('<I', out.ctx_out, SKB_MARK_OFFSET)[0])
+        return Result(out.retval, struct.unpack_from('<I', out.ctx_out, SKB_MARK_OFFSET)[0], out.data_out)
 
     def check(self, frame, context='', mark_in=MARK_IN):
         """Run ``frame`` through the kernel and the model; fail on any difference.
@@ -171,6 +173,9 @@ class Steering:
         want_mark = model.expected_mark(expected, mark_in)
         if got.mark != want_mark:
             problems.append('mark %#x, model says %#x' % (got.mark, want_mark))
+        want_frame = frame if expected.macs is None else b''.join(expected.macs) + frame[12:]
+        if got.frame != want_frame:
+            problems.append('frame out %s, model says %s' % (got.frame.hex(), want_frame.hex()))
         if expected.counter is not None:
             index = L.DEFAULT_COUNTER if expected.counter == model.DEFAULT else self._entries[expected.counter].counter
             have = self.read_counter(index)
@@ -219,23 +224,32 @@ class Steering:
         """Every rule counter, the default counter and every protocol counter equal the model's."""
         assert self.kernel_counters() == self.model.rule_counters()
         assert self.maps.proto_counters() == self.model.proto_stats
+        assert self.learned_paths() == self.model.learned
+
+    def learned_paths(self):
+        """The learned_paths map, keyed as the model keys it."""
+        out = {}
+        for key, value in self.maps[L.MAP_LEARNED_PATHS].items():
+            k, path = L.unpack_path_key(key), L.unpack_path(value)
+            out[(k.family, k.proto, ipaddress.ip_address(k.client), k.client_port, ipaddress.ip_address(k.service),
+                 k.service_port)] = (path.ifindex, path.peer_mac, path.own_mac)
+        return out
 
     def check_entries(self):
         """The compiled rule entries carry what the model's rules say (action targets, mark, police)."""
         codes = {'pass': L.ACT_PASS, 'drop': L.ACT_DROP, 'redirect': L.ACT_REDIRECT, 'mark': L.ACT_MARK,
-                 'police': L.ACT_POLICE}
+                 'police': L.ACT_POLICE, 'learn': L.ACT_LEARN, 'reply': L.ACT_REPLY}
         assert self.header.nrules == len(self.model.rules)
         assert self.header.default_action == (L.ACT_DROP if self.model.default_action == 'drop' else L.ACT_PASS)
         for rule in self.model.rules:
             e = self._entries[rule.name]
             assert e.action == codes[rule.action], rule
-            if rule.action == 'redirect':
+            if rule.redirect is not None:
                 interface, via = rule.redirect
                 assert e.ifindex == strategies.ifindex_of(interface), rule
                 if via is None:
                     assert e.nh_family == 0, rule
                 else:
-                    import ipaddress
                     addr = ipaddress.ip_address(via)
                     assert (e.nh_family, e.nh_addr) == ({4: L.AF_INET, 6: L.AF_INET6}[addr.version],
                                                         addr.packed.ljust(16, b'\0')), rule

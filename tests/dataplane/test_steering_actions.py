@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
+
 import pytest
 
 import packets as pk
@@ -38,6 +40,87 @@ def test_pass_returns_unspec_and_keeps_the_mark(steering):
     for mark in (0, 1, MARK_IN, 0xFFFFFFFF):
         result = steering.run(pk.ipv4_frame(proto='tcp'), mark=mark)
         assert (result.retval, result.mark) == (PASS, mark)
+
+
+# ------------------------------------------------------------------------------------------ learned return path
+
+ROUTER_MAC, NODE_MAC = b'\x02\xaa\x00\x00\x00\x01', b'\x02\xbb\x00\x00\x00\x02'
+VIP, VIP6, CLIENT, CLIENT6 = '198.51.100.10', '2001:db8:100::10', '192.0.2.7', '2001:db8:7::7'
+
+
+def request(proto='tcp', src=CLIENT, dst=VIP, sport=40000, dport=443, dst_mac=NODE_MAC, **kw):
+    build = pk.ipv4_frame if ':' not in dst else pk.ipv6_frame
+    frame = build(src, dst, proto, sport, dport, **kw)
+    return dst_mac + ROUTER_MAC + frame[12:]
+
+
+def reply_to(proto='tcp', src=VIP, dst=CLIENT, sport=443, dport=40000, **kw):
+    build = pk.ipv4_frame if ':' not in dst else pk.ipv6_frame
+    return build(src, dst, proto, sport, dport, **kw)     # the MACs of the route the kernel chose
+
+
+def learned_steering(s, fallback=None):
+    reply = rule('rp', 'reply', src=[VIP + '/32', VIP6 + '/128'])
+    if fallback is not None:
+        reply['redirect'] = {'interface': fallback}
+    s.apply([rule('learn', 'learn', dst=[VIP + '/32', VIP6 + '/128']), reply])
+
+
+def test_learn_records_the_flow_and_reply_goes_back_that_way(steering):
+    learned_steering(steering)
+    for req, rep in ((request(), reply_to()), (request(src=CLIENT6, dst=VIP6), reply_to(src=VIP6, dst=CLIENT6))):
+        assert steering.check(rep).macs is None                 # nothing learned yet: the normal route
+        v = steering.check(req)
+        assert (v.kind, v.retval) == ('learn', PASS)
+        v = steering.check(rep)
+        # learned on this very interface (a test run's lo): the frame leaves here, to the router it came from
+        assert (v.kind, v.retval, v.macs) == ('reply', PASS, (ROUTER_MAC, NODE_MAC))
+        assert steering.last.frame[:12] == ROUTER_MAC + NODE_MAC and steering.last.frame[12:] == rep[12:]
+    # another flow of the same client and service is another flow
+    assert steering.check(reply_to(dport=40001)).macs is None
+    assert steering.check(reply_to(proto='udp')).macs is None
+    steering.check_totals()     # learned_paths holds exactly what the model learned
+
+
+def test_learned_path_on_another_interface_is_a_redirect(steering):
+    learned_steering(steering)
+    key = L.PathKey(4, 6, pk._addr(CLIENT, 4), 40000, pk._addr(VIP, 4), 443)
+    steering.maps[L.MAP_LEARNED_PATHS].update(L.pack_path_key(key), L.pack_path(L.LearnedPath(42, ROUTER_MAC, NODE_MAC)))
+    steering.model.learned[(4, 6, ipaddress.ip_address(CLIENT), 40000, ipaddress.ip_address(VIP), 443)] = (
+        42, ROUTER_MAC, NODE_MAC)
+    v = steering.check(reply_to())
+    assert (v.retval, v.macs) == (REDIRECT, (ROUTER_MAC, NODE_MAC))
+    steering.check_totals()
+
+
+def test_a_new_router_replaces_the_learned_one_and_group_addresses_teach_nothing(steering):
+    learned_steering(steering)
+    steering.check(request())
+    other = b'\x02\xcc\x00\x00\x00\x03'
+    steering.check(other + ROUTER_MAC + request()[12:])        # sent to another of our MACs
+    assert steering.check(reply_to()).macs == (ROUTER_MAC, other)
+    steering.check(request(sport=40002, dst_mac=b'\x01\x00\x5e\x00\x00\x01'))
+    steering.check(request(sport=40003, dst_mac=b'\xff' * 6))
+    assert steering.check(reply_to(dport=40002)).macs is None and steering.check(reply_to(dport=40003)).macs is None
+    steering.check_totals()
+
+
+@pytest.mark.parametrize('fallback, retval', [(None, PASS), ('eth1', REDIRECT), ('lo', PASS)],
+                         ids=['normal-route', 'redirect', 'own-interface'])
+def test_reply_without_a_learned_path_falls_back(steering, fallback, retval):
+    """Nothing learned: the rule's redirect, unless it leads out of the hook's own interface (it would come
+    back to this hook), else the normal route."""
+    learned_steering(steering, fallback)
+    v = steering.check(reply_to())
+    assert (v.kind, v.retval, v.macs) == ('reply', retval, None)
+
+
+def test_icmp_is_learned_per_client_and_service(steering):
+    learned_steering(steering)
+    steering.check(request('icmp', icmp_type=8))
+    v = steering.check(reply_to('icmp', icmp_type=0))
+    assert v.macs == (ROUTER_MAC, NODE_MAC)
+    steering.check_totals()
 
 
 def test_drop(steering):

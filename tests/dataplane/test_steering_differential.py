@@ -44,7 +44,7 @@ def _validated(raw):
 
 
 def test_kernel_agrees_with_model(make_steering):
-    stats = {'cases': 0, 'examples': 0, 'sets': 0, 'police': 0, 'icmp': 0, 'kinds': {}}
+    stats = {'cases': 0, 'examples': 0, 'sets': 0, 'police': 0, 'icmp': 0, 'learned_replies': 0, 'kinds': {}}
 
     @settings(settings.get_profile('ebpf-tc-dataplane'), max_examples=EXAMPLES)
     @given(st.data())
@@ -62,7 +62,10 @@ def test_kernel_agrees_with_model(make_steering):
                 policed = any(r.action == 'police' for r in ruleset.rules)
                 rules = s.model.rules
                 for i in range(FRAMES_PER_SET):
-                    frame = data.draw(strategies.frames(rules), label='frame %d' % i)
+                    if s.model.learned and data.draw(st.integers(0, 3), label='reply?') == 0:
+                        frame = data.draw(strategies.replies(s.model.learned), label='reply %d' % i)
+                    else:
+                        frame = data.draw(strategies.frames(rules), label='frame %d' % i)
                     if policed:
                         step = data.draw(CLOCK_STEPS, label='clock step')
                         if step:
@@ -74,16 +77,17 @@ def test_kernel_agrees_with_model(make_steering):
                     stats['police'] += verdict.kind == 'police'
                     decider = rules[verdict.rule] if verdict.rule is not None else None
                     stats['icmp'] += bool(decider and (decider.icmp_type or decider.icmp_code))
+                    stats['learned_replies'] += verdict.kind == 'reply' and verdict.macs is not None
                 s.check_totals()
                 stats['sets'] += 1
         stats['examples'] += 1
 
     example()
     print('differential: %(examples)d examples, %(sets)d rule sets, %(cases)d frames, %(icmp)d decided by an ICMP '
-          'type or code' % stats, stats['kinds'])
+          'type or code, %(learned_replies)d replies sent back a learned way' % stats, stats['kinds'])
     assert stats['cases'] >= MIN_CASES, stats
-    assert stats['icmp'] >= 20, stats
-    # the generators must reach every kind of decision, or the test proves little
+    # the generators must reach every kind of decision, or the test proves little (the ICMP fields and learned
+    # paths get tests of their own below, whose rule sets always have them)
     assert set(stats['kinds']) >= {'pass', 'drop', 'redirect', 'mark', 'police', 'default'}, stats['kinds']
 
 
@@ -134,6 +138,88 @@ def test_police_agrees_with_model(make_steering):
     example()
     print('police differential:', stats)
     assert stats['police'] >= 200 and stats['police_drops'] >= 20, stats
+
+
+@st.composite
+def icmp_rulesets(draw):
+    """1-4 rules on ICMP types and codes in front of a few random rules."""
+    rules = []
+    for i in range(draw(st.integers(1, 4))):
+        proto = draw(st.sampled_from(strategies.ICMP_PROTO_CHOICES))
+        match = {'proto': proto}
+        number = model.PROTO_NUMBERS.get(proto, proto)
+        for key in draw(st.sampled_from([('icmp_type',), ('icmp_code',), ('icmp_type', 'icmp_code')])):
+            match[key] = draw(strategies.icmp_field(number, key))
+        rule = {'name': 'icmp%d' % i, 'action': draw(st.sampled_from(['pass', 'drop', 'mark'])), 'match': match}
+        if rule['action'] == 'mark':
+            rule['mark'] = 7
+        rules.append(rule)
+    rules += draw(strategies.raw_rulesets(max_rules=4))[0]
+    return rules, draw(st.sampled_from(['pass', 'drop']))
+
+
+def _differential(make_steering, rulesets, examples, frames_per_set, tally, replies=False):
+    """Rule sets drawn from `rulesets`, each on a fresh program, against frames aimed at them (with `replies`,
+    half of them replies to flows the model learned); `tally(rules, verdict)` sees every verdict."""
+    @settings(settings.get_profile('ebpf-tc-dataplane'), max_examples=examples)
+    @given(st.data())
+    def example(data):
+        ruleset = _validated(data.draw(rulesets, label='rule set'))
+        with make_steering() as s:
+            s.set_clock(s.CLOCK_START)
+            s.apply(ruleset)
+            s.check_entries()
+            for i in range(frames_per_set):
+                if replies and s.model.learned and data.draw(st.booleans(), label='reply?'):
+                    frame = data.draw(strategies.replies(s.model.learned), label='reply %d' % i)
+                else:
+                    frame = data.draw(strategies.frames(s.model.rules), label='frame %d' % i)
+                tally(s.model.rules, s.check(frame, context='frame %d' % i))
+            s.check_totals()
+
+    example()
+
+
+def test_icmp_types_agree_with_model(make_steering):
+    """Rule sets led by ICMP type and code rules, against frames aimed at them."""
+    stats = {'cases': 0, 'icmp': 0}
+
+    def tally(rules, verdict):
+        decider = rules[verdict.rule] if verdict.rule is not None else None
+        stats['cases'] += 1
+        stats['icmp'] += bool(decider and (decider.icmp_type or decider.icmp_code))
+    _differential(make_steering, icmp_rulesets(), 20, 50, tally)
+    print('ICMP differential:', stats)
+    assert stats['icmp'] >= 30, stats
+
+
+@st.composite
+def learned_rulesets(draw):
+    """A learn and a reply rule for the same service prefixes, among a few random rules."""
+    rules, default = draw(strategies.raw_rulesets(max_rules=4))
+    families = draw(st.sampled_from([frozenset([4]), frozenset([6]), frozenset([4, 6])]))
+    service = draw(strategies.address_field(families))
+    pair = [{'name': 'learn', 'action': 'learn', 'match': {'dst': service}},
+            {'name': 'reply', 'action': 'reply', 'match': {'src': service}}]
+    if draw(st.booleans()):
+        pair[1]['redirect'] = {'interface': draw(st.sampled_from(sorted(strategies.INTERFACES)))}
+    rules = [r for r in rules if r['name'] not in ('learn', 'reply')]
+    at = draw(st.integers(0, len(rules)))
+    return rules[:at] + pair + rules[at:], default
+
+
+def test_learned_paths_agree_with_model(make_steering):
+    """Requests learned, replies sent back their way (or not, when a field is off), the map equal to the
+    model's after every set."""
+    stats = {'cases': 0, 'learned': 0, 'replies': 0}
+
+    def tally(rules, verdict):
+        stats['cases'] += 1
+        stats['learned'] += verdict.kind == 'learn'
+        stats['replies'] += verdict.kind == 'reply' and verdict.macs is not None
+    _differential(make_steering, learned_rulesets(), 15, 40, tally, replies=True)
+    print('learned-path differential:', stats)
+    assert stats['learned'] >= 30 and stats['replies'] >= 30, stats
 
 
 # ------------------------------------------------------------------------------------------ atomic switch

@@ -50,11 +50,11 @@ def test_constants_match_the_bpf_source():
     defines = dict(re.findall(r'^#define\s+(\w+)\s+(\d+)\s*$', source, re.M))
     assert 'MAX_RULES' in defines
     for name in ('MAX_RULES', 'MAX_CLASSES', 'MAX_PREFIXES', 'NO_PORT', 'PORT_INDEXES', 'PROTO_NON_IP',
-                 'PROTO_MALFORMED'):
+                 'PROTO_MALFORMED', 'LEARNED_PATHS'):
         if name in defines:
             assert int(defines[name]) == getattr(L, name), name
     enums = dict(re.findall(r'^\s*(ACT_\w+|POLICE_\w+)\s*=\s*(\d+)', source, re.M))
-    assert len(enums) == 7
+    assert len(enums) == 9
     for name, value in enums.items():
         assert int(value) == getattr(L, name), name
     for name in L.MAP_SPECS:
@@ -63,9 +63,22 @@ def test_constants_match_the_bpf_source():
 
 def test_map_specs_cover_every_map():
     names = [getattr(L, n) for n in dir(L) if n.startswith('MAP_') and n != 'MAP_SPECS']
+    assert set(L.SHARED_MAPS) <= set(L.MAP_SPECS)
     assert sorted(names) == sorted(L.MAP_SPECS)
     assert L.MAP_SPECS[L.MAP_CLASS_BITS] == ('array', 4, 520, 16384)
     assert L.MAP_SPECS[L.MAP_RULE_STATS][3] == L.COUNTER_SLOTS + 1
+
+
+def test_path_key_and_value():
+    key = L.PathKey(4, 6, ipaddress.IPv4Address('192.0.2.1').packed, 40000, ipaddress.IPv4Address('198.51.100.10').packed,
+                    443)
+    data = L.pack_path_key(key)
+    assert len(data) == L.PATH_KEY_SIZE == 40
+    assert data[:8] == bytes([0, 6]) + struct.pack('<HHH', 40000, 443, 0)
+    assert data[8:24] == bytes([192, 0, 2, 1]) + b'\0' * 12
+    assert L.unpack_path_key(data) == key
+    path = L.LearnedPath(7, b'\x02' * 6, b'\x04' * 6)
+    assert L.unpack_path(L.pack_path(path)) == path and L.PATH_SIZE == 16
 
 
 def test_lpm_key_ipv4_bytes():
