@@ -4,7 +4,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Loading a BPF object and pinning its program and maps under a pin directory.
 
-Layout (docs/docsite/rst/design.rst, "On the host"): maps at <pin_dir>/<map name>, the program at <pin_dir>/<program>.
+Layout (docs/docsite/rst/design.rst, "On the host"): maps at <pin_dir>/<map name>, the program at <pin_dir>/<program>;
+a map of ``_layout.SHARED_MAPS`` (one instance for every hook of a network namespace) at <shared dir>/<map name>,
+and pinned in each <pin_dir> that uses it too.
 A reload reuses every pinned map that is compatible (so rules and counters survive upgrades); the
 program pin is swapped by rename, so the pin always names a loaded, verified program.
 """
@@ -18,6 +20,7 @@ import ctypes
 import os
 
 from ansible_collections.ebpf.tc.plugins.module_utils import _attached, _bpfmap, _bpfobject, _libbpf, _tc, _tcx
+from ansible_collections.ebpf.tc.plugins.module_utils import _layout as L
 from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError, LibbpfError
 
 # Below 5.11 bpf_redirect_neigh takes no next hop: the verifier accepts the object and the redirect then drops
@@ -28,10 +31,21 @@ BPFFS = _attached.BPFFS
 PIN_ROOT = os.path.join(BPFFS, 'ebpf_tc')
 
 
+def namespace_pin_root(netns=None):
+    """Where the default pin directories of a network namespace's hooks are."""
+    return os.path.join(PIN_ROOT, 'netns', netns) if netns else PIN_ROOT
+
+
 def default_pin_dir(interface, direction, netns=None):
-    if netns:
-        return os.path.join(PIN_ROOT, 'netns', netns, interface, direction)
-    return os.path.join(PIN_ROOT, interface, direction)
+    return os.path.join(namespace_pin_root(netns), interface, direction)
+
+
+SHARED_DIR = 'shared'
+
+
+def shared_pin_dir(netns=None):
+    """Where the maps shared by every hook of a network namespace are pinned (``_layout.SHARED_MAPS``)."""
+    return os.path.join(namespace_pin_root(netns), SHARED_DIR)
 
 
 def kernel_version(release=None):
@@ -114,9 +128,45 @@ def remove_pins(pin_dir, root=PIN_ROOT):
     if os.path.isdir(pin_dir):
         remove_tree(pin_dir)
     parent = os.path.dirname(pin_dir)
+    # a hook of the default layout: its namespace's shared maps go when no hook pins them any more
+    relative = os.path.relpath(pin_dir, PIN_ROOT).split(os.sep)
+    if root == PIN_ROOT and relative[0] not in (os.pardir, os.curdir):
+        release_shared(relative[1] if relative[0] == 'netns' and len(relative) > 1 else None)
     while parent.startswith(root + os.sep) and os.path.isdir(parent) and not os.listdir(parent):
         os.rmdir(parent)
         parent = os.path.dirname(parent)
+
+
+def _map_id(path):
+    try:
+        with _bpfmap.Map.from_pin(path) as pinned:
+            return pinned.info.id
+    except LibbpfError:
+        return None
+
+
+def release_shared(netns=None):
+    """Unpin the namespace's shared maps that no hook pins any more (install pins a shared map in every
+    pin directory that uses it), then the shared directory and its parents while empty."""
+    shared = shared_pin_dir(netns)
+    if not os.path.isdir(shared):
+        return
+    names = [name for name in os.listdir(shared) if name in L.SHARED_MAPS]
+    ids = dict((name, _map_id(os.path.join(shared, name))) for name in names)
+    used = set()
+    for top, dirs, files in os.walk(BPFFS):
+        if top == shared:
+            continue
+        for name in files:
+            if name in ids and _map_id(os.path.join(top, name)) == ids[name]:
+                used.add(name)
+    for name in names:
+        if name not in used:
+            os.unlink(os.path.join(shared, name))
+    path = shared
+    while path.startswith(PIN_ROOT + os.sep) and os.path.isdir(path) and not os.listdir(path):
+        os.rmdir(path)
+        path = os.path.dirname(path)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -296,9 +346,12 @@ def _pin_over(fd, path):
     os.rename(tmp, path)
 
 
-def install(object_path, program, pin_dir, attach, replace=()):
+def install(object_path, program, pin_dir, attach, replace=(), shared_dir=None):
     """Load the object reusing its compatible pinned maps, hand the program fd to ``attach(fd)``, then
     pin the program at pin_dir/program and the fresh maps of ``replace`` over their old pins.
+
+    With ``shared_dir``, a map of ``_layout.SHARED_MAPS`` is the one pinned at shared_dir/<name> (created
+    there by the first hook that needs it), and pinned at pin_dir/<name> too.
 
     Order matters: the old program and pins stay as they are until the new program is loaded and attached
     (a verifier rejection or a failing attach changes nothing that was pinned before). Returns the
@@ -310,22 +363,30 @@ def install(object_path, program, pin_dir, attach, replace=()):
     if not os.path.isdir(pin_dir):
         os.makedirs(pin_dir)
     before = set(os.listdir(pin_dir))
+    shared_before = set(os.listdir(shared_dir)) if shared_dir and os.path.isdir(shared_dir) else set()
     fds = []
     try:
         with _open_object(object_path, pin_root=pin_dir) as obj:
             _check_program(obj, object_path, program)
             names = [name for name in obj.map_names() if not obj.is_internal(name)]
+            shared = [name for name in names if shared_dir and name in L.SHARED_MAPS]
+            if shared and not os.path.isdir(shared_dir):
+                os.makedirs(shared_dir)
             for name in names:
                 # maps without LIBBPF_PIN_BY_NAME are pinned too, so every object's state persists
-                obj.set_map_pin_path(name, None if name in replace else os.path.join(pin_dir, name))
+                home = shared_dir if name in shared else pin_dir
+                obj.set_map_pin_path(name, None if name in replace else os.path.join(home, name))
             obj.load()
             prog_fd = os.dup(obj.program_fd(program))
             fds.append(prog_fd)
-            fresh = []
+            fresh = []      # (map fd, where to pin it)
             for name in names:
-                if name in replace:
-                    fresh.append((name, os.dup(obj.map_fd(name))))
-                    fds.append(fresh[-1][1])
+                if name in replace or name in shared:
+                    paths = [os.path.join(pin_dir, name)]
+                    if name in replace and name in shared:
+                        paths.append(os.path.join(shared_dir, name))
+                    fresh.append((os.dup(obj.map_fd(name)), paths))
+                    fds.append(fresh[-1][0])
         attach(prog_fd)
     except BaseException:
         for fd in fds:
@@ -333,11 +394,17 @@ def install(object_path, program, pin_dir, attach, replace=()):
         # pins this call made for maps that had none; pins that were there before stay untouched
         for name in set(os.listdir(pin_dir)) - before:
             os.unlink(os.path.join(pin_dir, name))
+        if shared_dir and os.path.isdir(shared_dir):
+            for name in set(os.listdir(shared_dir)) - shared_before:
+                os.unlink(os.path.join(shared_dir, name))
+            if not os.listdir(shared_dir):
+                os.rmdir(shared_dir)
         raise
     try:
         _pin_over(prog_fd, os.path.join(pin_dir, program))
-        for name, fd in fresh:
-            _pin_over(fd, os.path.join(pin_dir, name))
+        for fd, paths in fresh:
+            for path in paths:
+                _pin_over(fd, path)
         return _libbpf.prog_info(prog_fd)
     finally:
         for fd in fds:
@@ -371,8 +438,9 @@ def _other_pin_dir_error(current, direction, interface, netns, pin_dir):
     if pins['program'] is not None and pins['program']['id'] == current['prog_id']:
         return None
     info = _attached.program_info(current['prog_id'])
-    if info is not None and set(info.map_ids) & set(pins['maps'].values()):
-        return None     # it uses this pin_dir's maps
+    own = set(map_id for name, map_id in pins['maps'].items() if name not in L.SHARED_MAPS)
+    if info is not None and set(info.map_ids) & own:
+        return None     # it uses this pin_dir's maps (not only the namespace's, which every hook uses)
     elsewhere = _attached.find_pin_dir(current['prog_id'], program)
     if elsewhere is None:
         return None
@@ -558,7 +626,7 @@ def filter_present(interface, direction, netns, pin_dir, object_path, program, p
             result['clsact_added'] = _tc.ensure_clsact(ipr, index)
             info = install(object_path, program, pin_dir,
                            lambda fd: _tc.attach(ipr, index, direction, fd, name, priority, handle),
-                           replace=plan.replaced)
+                           replace=plan.replaced, shared_dir=shared_pin_dir(netns))
             if link is not None:    # switched from tcx: the filter runs now, the link goes
                 _detach_link(link['pin'], netns)
         else:
@@ -596,7 +664,7 @@ def _install_link(object_path, program, pin_dir, plan, index, direction, netns, 
 
     old_fd = _tcx.open_pinned_link(link['pin']) if link is not None and placement is not None else None
     try:
-        info = install(object_path, program, pin_dir, attach, replace=plan.replaced)
+        info = install(object_path, program, pin_dir, attach, replace=plan.replaced, shared_dir=shared_pin_dir(netns))
         if new_link:
             try:
                 _pin_over(new_link[0], _tcx.link_pin(pin_dir, program))
@@ -680,6 +748,7 @@ def filter_absent(interface, direction, netns, pin_dir, program, priority, handl
                 _detach_link(link['pin'], netns)
             if unpin:
                 remove_pins(pin_dir)
+                release_shared(netns)   # remove_pins does it only for the default layout
                 _forget_pending(pin_dir)
         return {'changed': changed, 'before': before, 'after': after, 'detached': current is not None or bool(links),
                 'filter': None, 'link': None, 'unpinned': pins if unpin else []}

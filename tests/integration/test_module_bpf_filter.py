@@ -140,6 +140,32 @@ def test_steering_present_absent_idempotent(pair):
     assert lab.tcp_connects(ns, SERVER, 8080)
 
 
+def test_the_hooks_of_a_namespace_share_one_learned_paths_map(pair):
+    """learned_paths is pinned once per namespace (and in each hook's directory); it goes with the last hook."""
+    lab, ns = pair
+    shared = os.path.join(_program.shared_pin_dir(ns), 'learned_paths')
+
+    def map_id(path):
+        with _bpfmap.Map.from_pin(path) as pinned:
+            return pinned.info.id
+    hooks = [dict(direction=direction, program='steering') for direction in ('egress', 'ingress')]
+    res = run_play([bpf_filter(ns, object=STEERING, **hook) for hook in hooks])
+    assert res.rc == 0, res
+    ids = set(map_id(os.path.join(_program.default_pin_dir('eth0', hook['direction'], ns), 'learned_paths'))
+              for hook in hooks)
+    assert ids == {map_id(shared)}
+    # a new build of one hook keeps the map: it is the namespace's
+    res = run_play([bpf_filter(ns, object=STEERING, backend='tcx', **hooks[0])])
+    assert res.rc == 0 and res[0]['changed'], res
+    assert map_id(os.path.join(_program.default_pin_dir('eth0', 'egress', ns), 'learned_paths')) in ids
+    res = run_play([bpf_filter(ns, state='absent', unpin=True, **hooks[0])])
+    assert res.rc == 0, res
+    assert map_id(shared) in ids
+    res = run_play([bpf_filter(ns, state='absent', unpin=True, **hooks[1])])
+    assert res.rc == 0, res
+    assert not os.path.exists(os.path.join(_program.PIN_ROOT, 'netns', ns)), 'the last hook took the shared pin'
+
+
 def test_drop_icmp_rebuild_and_verifier_rejection(pair, objects):
     lab, ns = pair
     pin_dir = _program.default_pin_dir('eth0', 'egress', netns=ns)

@@ -110,8 +110,10 @@ def test_filters_pins_and_qdiscs_match_the_kernel(lab, play):
     pins = eth0['egress']['pins']
     assert pins['path'] == _program.default_pin_dir('eth0', 'egress', netns=client)
     assert [(p['name'], p['id'], p['tag']) for p in pins['programs']] == [('steering', info.id, info.tag)]
-    # the flow cache too: the loader pins every map of an object, declared pinned or not
-    assert set(m['name'] for m in pins['maps']) == set(STEERING_MAPS) | {_layout.FLOW_CACHE}
+    # the flow cache too: the loader pins every map of an object, declared pinned or not; and the namespace's
+    # shared learned_paths, which the hook's directory pins as well
+    assert set(m['name'] for m in pins['maps']) == set(STEERING_MAPS) | {_layout.FLOW_CACHE,
+                                                                         _layout.MAP_LEARNED_PATHS}
     assert eth0['ingress']['pins'] == {'path': _program.default_pin_dir('eth0', 'ingress', netns=client),
                                        'programs': [], 'maps': []}
     assert eth0['ingress']['steering'] is None
