@@ -136,7 +136,10 @@ ebpf_tc_return_paths:
     interface: eth1
     gateway: 203.0.113.1
     gateway6: "2001:db8:1::1"
-'''
+{mode}'''
+# node1 learns its return path (the replies go back to the router each flow came in from, here sec); the
+# gateway then only serves flows nothing was learned for
+LEARNED_MODE = '    mode: learned\n'
 
 
 class LabError(Exception):
@@ -545,7 +548,7 @@ class FleetLab:
             out.write('---\n# The fleet policy: a copy of roles/steering/examples/group_vars/all.yml.\n' + policy)
         for node in plan:
             with open(os.path.join(self.inventory, 'host_vars', node['name'] + '.yml'), 'w') as out:
-                out.write(HOST_VARS.format(**node))
+                out.write(HOST_VARS.format(mode=LEARNED_MODE if node['name'] == 'node1' else '', **node))
 
     # -- down ----------------------------------------------------------------------------------------
 

@@ -38,7 +38,9 @@ MAX_NAME = 32
 INTENT_NAME_RE = re.compile(r'^[a-z0-9_.-]+$')
 PORT_RE = re.compile(r'^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$')
 HOOK_KEYS = ('interface', 'direction', 'default_action', 'rules')
-RETURN_PATH_KEYS = ('name', 'addresses', 'interface', 'gateway', 'gateway6', 'egress_interfaces')
+RETURN_PATH_KEYS = ('name', 'addresses', 'interface', 'gateway', 'gateway6', 'egress_interfaces', 'mode')
+# static: every reply to the configured gateway; learned: each flow's replies to the router its requests came from
+RETURN_PATH_MODES = ('static', 'learned')
 POLICY_KEYS = ('interfaces', 'direction', 'default_action', 'drop_protocols', 'keep_icmpv6_types', 'block_ports',
                'police', 'count_protocols')
 # What drop_protocols: [icmpv6] still lets through unless keep_icmpv6_types says otherwise: IPv6 stops working
@@ -48,6 +50,8 @@ KEEP_ICMPV6_TYPES = ('packet-too-big', 'router-solicitation', 'router-advertisem
 BLOCK_KEYS = ('proto', 'ports')
 POLICE_KEYS = ('name', 'match', 'rate', 'burst')
 DIGEST_LEN = 8
+# The actions of return-path rules: their packets are what the rollout's health check counts
+RETURN_PATH_ACTIONS = ('redirect', 'reply')
 # Origins of rules, in the order they take inside a hook.
 _PHASES = ('explicit', 'return_path', 'drop', 'block', 'police', 'count')
 
@@ -297,6 +301,16 @@ def _gateway(value, path, version, addresses):
     return str(address)
 
 
+def _interfaces_or_default(value, path, default_interface, purpose):
+    """The interfaces listed at `path`, or [default_interface] when the list is not given."""
+    if value is None:
+        if not default_interface:
+            _fail(path, 'not given, and %s is empty (no default IPv4 route in the facts): %s'
+                  % (DEFAULT_IF_VAR, purpose))
+        return [default_interface]
+    return _interfaces(value, path)
+
+
 def _return_paths(return_paths, default_interface, out):
     names = {}
     for index, raw in enumerate(_list(return_paths, RETURN_PATHS_VAR)):
@@ -310,19 +324,17 @@ def _return_paths(return_paths, default_interface, out):
         interface = _string(raw.get('interface'), path + '.interface')
         vias = {4: _gateway(raw.get('gateway'), path + '.gateway', 4, families[4]),
                 6: _gateway(raw.get('gateway6'), path + '.gateway6', 6, families[6])}
-        if raw.get('egress_interfaces') is None:
-            if not default_interface:
-                _fail(path + '.egress_interfaces', 'not given, and %s is empty (no default IPv4 route in the '
-                      'facts): name the uplinks the replies leave by' % DEFAULT_IF_VAR)
-            # The default route through the service interface itself: replies already leave right.
-            egress = [default_interface] if default_interface != interface else []
-        else:
-            egress = _interfaces(raw['egress_interfaces'], path + '.egress_interfaces')
-            if interface in egress:
-                egress.remove(interface)
-            if not egress:
-                _fail(path + '.egress_interfaces', 'names no interface other than %s, where the replies '
-                      'must leave: nothing to steer' % interface)
+        mode = _choice(raw.get('mode'), path + '.mode', RETURN_PATH_MODES) or 'static'
+        if mode == 'learned':
+            _learned_return_path(raw, path, name, families, interface, vias, default_interface, out)
+            continue
+        egress = _interfaces_or_default(raw.get('egress_interfaces'), path + '.egress_interfaces',
+                                        default_interface, 'name the uplinks the replies leave by')
+        # (the default route through the service interface itself: replies already leave right)
+        egress = [other for other in egress if other != interface]
+        if not egress and raw.get('egress_interfaces') is not None:
+            _fail(path + '.egress_interfaces', 'names no interface other than %s, where the replies '
+                  'must leave: nothing to steer' % interface)
         for egress_if in egress:
             for version in (4, 6):
                 if not families[version]:
@@ -334,6 +346,28 @@ def _return_paths(return_paths, default_interface, out):
                 if vias[version] is not None:
                     rule['redirect']['via'] = vias[version]
                 out.add_rule(egress_if, 'egress', rule, ('return_path', path))
+
+
+def _learned_return_path(raw, path, name, families, interface, vias, default_interface, out):
+    """learn-<name>-v4/v6 on the ingress of the service interface; rp-<name>-v4/v6 (action reply) on the egress
+    of it and of every egress interface: a learned path wins, else the gateway (not on the service interface
+    itself, where the replies leave already), else the normal route."""
+    egress = _interfaces_or_default(raw.get('egress_interfaces'), path + '.egress_interfaces', default_interface,
+                                    'name the uplinks the replies leave by')
+    egress = [interface] + [other for other in egress if other != interface]
+    for version in (4, 6):
+        if not families[version]:
+            continue
+        suffix = '-v%d' % version
+        out.add_rule(interface, 'ingress', {'name': rule_name('learn-', name, suffix),
+                                            'match': {'dst': list(families[version])}, 'action': 'learn'},
+                     ('return_path', path))
+        for egress_if in egress:
+            rule = {'name': rule_name('rp-', name, suffix), 'match': {'src': list(families[version])},
+                    'action': 'reply'}
+            if egress_if != interface and vias[version] is not None:
+                rule['redirect'] = {'interface': interface, 'via': vias[version]}
+            out.add_rule(egress_if, 'egress', rule, ('return_path', path))
 
 
 def _policy(policy, default_interface, out):
@@ -398,15 +432,10 @@ def _policy(policy, default_interface, out):
 
     if not rules and default_action is None:
         return  # nothing to put anywhere: interfaces may stay unknown
-    if policy.get('interfaces') is None:
-        if not default_interface:
-            _fail(POLICY_VAR + '.interfaces', 'not given, and %s is empty (no default IPv4 route in the '
-                  'facts): name the interfaces the policy applies to' % DEFAULT_IF_VAR)
-        interfaces = [default_interface]
-    else:
-        interfaces = _interfaces(policy['interfaces'], POLICY_VAR + '.interfaces')
-        if not interfaces:
-            _fail(POLICY_VAR + '.interfaces', 'is empty: leave it out for the default-route interface')
+    interfaces = _interfaces_or_default(policy.get('interfaces'), POLICY_VAR + '.interfaces', default_interface,
+                                        'name the interfaces the policy applies to')
+    if not interfaces:
+        _fail(POLICY_VAR + '.interfaces', 'is empty: leave it out for the default-route interface')
     for interface in interfaces:
         out.hook(interface, direction)
         out.set_default(interface, direction, default_action, POLICY_VAR + '.default_action')
@@ -461,7 +490,8 @@ def shadowed_hooks(hooks, facts, backend='auto', allow_shadowed=False):
 def steering_snapshot(facts, program='steering'):
     """What the host's hooks run of `program`, from `facts` (ebpf.tc.tc_info's result): the hooks in canonical
     form with their rule sets (what a rollback reapplies), their fingerprint (the same rule sets give the same
-    one on any host), a one-line description, and the packets the redirect rules and all rules counted."""
+    one on any host), a one-line description, and the packets the return-path rules (redirect, reply) and all
+    rules counted."""
     hooks, redirect, packets = [], 0, 0
     for name, interface in sorted(((facts or {}).get('interfaces') or {}).items()):
         for direction in ('egress', 'ingress'):
@@ -474,7 +504,7 @@ def steering_snapshot(facts, program='steering'):
             counters = steering.get('counters') or {}
             packets += sum(counter['packets'] for counter in counters.values())
             redirect += sum((counters.get(rule['name']) or {}).get('packets', 0)
-                            for rule in steering['rules'] if rule['action'] == 'redirect')
+                            for rule in steering['rules'] if rule['action'] in RETURN_PATH_ACTIONS)
     fingerprint = hashlib.sha1(json.dumps(hooks, sort_keys=True).encode()).hexdigest()[:8]
     described = '; '.join('%s/%s %d rules (default %s)' % (hook['interface'], hook['direction'], len(hook['rules']),
                                                            hook['default_action']) for hook in hooks)

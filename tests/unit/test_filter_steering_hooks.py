@@ -71,6 +71,35 @@ def refused(path, text, hooks=None, return_paths=None, policy=None, default_inte
 # -- the MetalLB return path ---------------------------------------------------------------------
 
 
+def test_learned_return_path():
+    out = by_key(hooks_of(return_paths=[dict(WEB_VIP, mode='learned')]))
+    assert sorted(out) == [('eth0', 'egress'), ('eth1', 'egress'), ('eth1', 'ingress')]
+    assert out[('eth1', 'ingress')]['rules'] == [
+        {'name': 'learn-web-vip-v4', 'match': {'dst': ['198.51.100.10/32']}, 'action': 'learn'},
+        {'name': 'learn-web-vip-v6', 'match': {'dst': ['2001:db8:100::10/128']}, 'action': 'learn'}]
+    # on the service interface the learned router is all: nothing learned, the normal route
+    assert out[('eth1', 'egress')]['rules'] == [
+        {'name': 'rp-web-vip-v4', 'match': {'src': ['198.51.100.10/32']}, 'action': 'reply'},
+        {'name': 'rp-web-vip-v6', 'match': {'src': ['2001:db8:100::10/128']}, 'action': 'reply'}]
+    # elsewhere, nothing learned: the gateway
+    assert out[('eth0', 'egress')]['rules'] == [
+        {'name': 'rp-web-vip-v4', 'match': {'src': ['198.51.100.10/32']}, 'action': 'reply',
+         'redirect': {'interface': 'eth1', 'via': '203.0.113.1'}},
+        {'name': 'rp-web-vip-v6', 'match': {'src': ['2001:db8:100::10/128']}, 'action': 'reply',
+         'redirect': {'interface': 'eth1', 'via': '2001:db8:1::1'}}]
+
+
+def test_learned_return_path_needs_no_gateway_and_steers_its_own_interface():
+    intent = {'name': 'vip', 'addresses': ['198.51.100.10'], 'interface': 'eth1', 'mode': 'learned'}
+    out = by_key(hooks_of(return_paths=[intent], default_interface='eth1'))
+    assert sorted(out) == [('eth1', 'egress'), ('eth1', 'ingress')]
+    out = by_key(hooks_of(return_paths=[dict(intent, egress_interfaces=['eth2', 'eth1', 'eth3'])]))
+    assert sorted(out) == [('eth1', 'egress'), ('eth1', 'ingress'), ('eth2', 'egress'), ('eth3', 'egress')]
+    assert out[('eth2', 'egress')]['rules'] == [
+        {'name': 'rp-vip-v4', 'match': {'src': ['198.51.100.10/32']}, 'action': 'reply'}]
+    refused('ebpf_tc_return_paths[0].mode', 'must be one of static, learned', return_paths=[dict(intent, mode='auto')])
+
+
 def test_metallb_return_path_v4_and_v6():
     out = hooks_of(return_paths=[WEB_VIP])
     assert out == [{
