@@ -1,7 +1,7 @@
 # ebpf.tc development entry points. Run as root on a Debian 12 machine; every target is idempotent.
 #
 #   make deps     Debian packages, the pinned .venv, bpffs mounted
-#   make bpf      rebuild files/bpf/steering.bpf.o from its source (files/bpf/build.sh)
+#   make bpf      rebuild files/bpf/steering.bpf.o and steering_explain.bpf.o from their source (files/bpf/build.sh)
 #   make test     pytest (unit, dataplane, integration; no skips) + the kernel matrix + ansible-test sanity
 #                 + ansible-lint + the docs lint and site build (make docs-lint, make docs) + the molecule scenarios
 #   make kernels  the kernel matrix: Debian's 6.1 and 6.12 kernels under qemu, running the dataplane tests
@@ -28,6 +28,8 @@ SANITY_PYTHON ?= 3.11
 
 BPF_SRC := files/bpf/steering.bpf.c
 BPF_OBJ := files/bpf/steering.bpf.o
+# the explain build: the same source, classifying without writing anything (ebpf.tc.steering_explain)
+BPF_EXPLAIN_OBJ := files/bpf/steering_explain.bpf.o
 
 # clang/llvm/libbpf-dev/gcc-multilib: build BPF objects (gcc-multilib provides asm/types.h for -target bpf).
 # libbpf1: loaded through ctypes. bpftool, iproute2: inspection and tc. python3-pyroute2: what targets use.
@@ -77,6 +79,7 @@ bpffs:
 # Always rebuilds (it takes a second and is reproducible); the rebuild check in the tests runs the same script.
 bpf: apt-deps
 	cd $(ROOT) && files/bpf/build.sh $(BPF_SRC) $(BPF_OBJ)
+	cd $(ROOT) && files/bpf/build.sh $(BPF_SRC) $(BPF_EXPLAIN_OBJ) -DSTEERING_EXPLAIN
 
 # EBPF_TC_FORBID_SKIPS=1 makes tests/conftest.py fail the run if any test skips: under `make test` the
 # root tests run for real. "No tests collected" (pytest exit 5) is a failure too.

@@ -2,11 +2,11 @@
 # Copyright (c) ebpf.tc contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""libbpf calls only the tests and benchmarks make: BPF_PROG_TEST_RUN, batch writes, and loading an object
-straight into pins. Nothing on a managed host needs them, so they are not in plugins/module_utils (which the
-modules and the restore code ship); they use its binding (``_libbpf``'s calls and its prototype table)."""
+"""libbpf calls only the tests and benchmarks make: batch writes, and loading an object straight into pins.
+Nothing on a managed host needs them, so they are not in plugins/module_utils (which the modules and the restore
+code ship); they use its binding (``_libbpf``'s calls and its prototype table). BPF_PROG_TEST_RUN is _libbpf's:
+ebpf.tc.steering_explain runs it on managed hosts."""
 
-import collections
 import ctypes
 import errno as _errno
 import os
@@ -17,69 +17,11 @@ from ansible_collections.ebpf.tc.plugins.module_utils._errors import EbpfTcError
 _libbpf.PROTOTYPES.update({
     'bpf_map_update_batch': (ctypes.c_int, [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
                                             ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p]),
-    'bpf_prog_test_run_opts': (ctypes.c_int, [ctypes.c_int, ctypes.c_void_p]),
 })
 
-TestRunResult = collections.namedtuple('TestRunResult', 'retval data_out ctx_out duration_ns')
-TestRunResult.__test__ = False  # not a test class
-
-
-class _TestRunOpts(ctypes.Structure):
-    _fields_ = [
-        ('sz', ctypes.c_size_t),
-        ('data_in', ctypes.c_void_p),
-        ('data_out', ctypes.c_void_p),
-        ('data_size_in', ctypes.c_uint32),
-        ('data_size_out', ctypes.c_uint32),
-        ('ctx_in', ctypes.c_void_p),
-        ('ctx_out', ctypes.c_void_p),
-        ('ctx_size_in', ctypes.c_uint32),
-        ('ctx_size_out', ctypes.c_uint32),
-        ('retval', ctypes.c_uint32),
-        ('repeat', ctypes.c_int),
-        ('duration', ctypes.c_uint32),
-    ]
-
-
-def _to_int32(value):
-    return value - (1 << 32) if value >= (1 << 31) else value
-
-
-def test_run(prog_fd, data, ctx=None, repeat=1, data_out_size=None, ctx_out_size=None):
-    """Run a program once (or ``repeat`` times) on ``data`` with BPF_PROG_TEST_RUN.
-
-    For SCHED_CLS, ``ctx`` is a ``struct __sk_buff`` prefix (the kernel accepts mark, priority, cb...,
-    the rest must be 0) and ``ctx_out`` the whole struct after the run. ``retval`` is signed, so
-    TC_ACT_UNSPEC reads -1. The output buffers default to room for growth: the kernel fails with
-    ENOSPC rather than truncate.
-    """
-    data = _libbpf.as_bytes(data, 'data')
-    if data_out_size is None:
-        data_out_size = len(data) + 4096
-    if ctx_out_size is None:
-        ctx_out_size = 1024 if ctx is not None else 0
-    data_in = ctypes.create_string_buffer(data, len(data))
-    data_out = ctypes.create_string_buffer(data_out_size)
-    opts = _TestRunOpts(sz=ctypes.sizeof(_TestRunOpts), repeat=repeat,
-                        data_in=ctypes.addressof(data_in), data_size_in=len(data),
-                        data_out=ctypes.addressof(data_out), data_size_out=data_out_size)
-    if ctx is not None:
-        ctx = _libbpf.as_bytes(ctx, 'ctx')
-        ctx_in = ctypes.create_string_buffer(ctx, len(ctx))
-        opts.ctx_in, opts.ctx_size_in = ctypes.addressof(ctx_in), len(ctx)
-    if ctx_out_size:
-        ctx_out = ctypes.create_string_buffer(ctx_out_size)
-        opts.ctx_out, opts.ctx_size_out = ctypes.addressof(ctx_out), ctx_out_size
-    _libbpf.check_int(_libbpf.call('bpf_prog_test_run_opts', prog_fd, ctypes.byref(opts)),
-                      'cannot test-run BPF program fd %d' % prog_fd)
-    return TestRunResult(
-        retval=_to_int32(opts.retval),
-        data_out=data_out.raw[:opts.data_size_out],
-        ctx_out=ctx_out.raw[:opts.ctx_size_out] if ctx_out_size else b'',
-        duration_ns=opts.duration)
-
-
-test_run.__test__ = False  # not a test function, for the test modules that import it
+# BPF_PROG_TEST_RUN lives in _libbpf (ebpf.tc.steering_explain runs it on managed hosts)
+TestRunResult = _libbpf.TestRunResult
+test_run = _libbpf.test_run
 
 
 def update_batch(bpf_map, keys, values, flags=_libbpf.BPF_ANY):

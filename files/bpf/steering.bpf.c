@@ -571,6 +571,54 @@ static __always_inline int verdict_default(struct __sk_buff *skb, const struct s
 	return drop ? TC_ACT_SHOT : TC_ACT_UNSPEC;
 }
 
+#ifdef STEERING_EXPLAIN
+/*
+ * The explain build (files/bpf/steering_explain.bpf.o, built with -DSTEERING_EXPLAIN): the same parser and
+ * classifier, loaded by ebpf.tc.steering_explain with a hook's pinned maps and run with BPF_PROG_TEST_RUN on
+ * a described packet. It writes nothing: no counter, policer bucket, flow cache entry or learned path moves.
+ * The answer is in skb->cb (plugins/module_utils/_explain.py reads it).
+ */
+enum explain_answer {
+	EXPLAIN_NO_SET = 0,    /* no rule set applied: everything passes */
+	EXPLAIN_NON_IP = 1,    /* passes, whatever the rules say */
+	EXPLAIN_MALFORMED = 2, /* the default action */
+	EXPLAIN_DEFAULT = 3,   /* no rule matched: the default action */
+	EXPLAIN_RULE = 4,      /* rule cb[1] of the set decides */
+};
+
+SEC("tc")
+int steering_explain(struct __sk_buff *skb)
+{
+	struct packet p = {};
+	struct set_header *hdr;
+	void *inner;
+	__u32 zero = 0;
+	int match;
+
+	skb->cb[0] = EXPLAIN_NO_SET;
+	skb->cb[1] = 0;
+	parse(skb, &p);
+	inner = bpf_map_lookup_elem(&active_set, &zero);
+	hdr = inner ? bpf_map_lookup_elem(inner, &zero) : 0;
+	if (!hdr)
+		return TC_ACT_UNSPEC;
+	skb->cb[2] = hdr->slot & 1;
+	skb->cb[3] = (__u32)hdr->generation;
+	skb->cb[4] = (__u32)(hdr->generation >> 32);
+	if (p.kind != PKT_IP) {
+		skb->cb[0] = p.kind == PKT_NON_IP ? EXPLAIN_NON_IP : EXPLAIN_MALFORMED;
+		return TC_ACT_UNSPEC;
+	}
+	match = classify(&p.flow, hdr, hdr->slot & 1);
+	if (match < 0 || match >= hdr->nrules || match >= MAX_RULES) {
+		skb->cb[0] = EXPLAIN_DEFAULT;
+		return TC_ACT_UNSPEC;
+	}
+	skb->cb[0] = EXPLAIN_RULE;
+	skb->cb[1] = match;
+	return TC_ACT_UNSPEC;
+}
+#else
 SEC("tc")
 int steering(struct __sk_buff *skb)
 {
@@ -637,5 +685,7 @@ int steering(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	}
 }
+
+#endif /* STEERING_EXPLAIN */
 
 char _license[] SEC("license") = "Dual BSD/GPL";

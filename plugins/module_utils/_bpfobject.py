@@ -120,6 +120,11 @@ class BpfObject:
         _libbpf.check_int(_libbpf.call('bpf_map__set_pin_path', self._map(map_name), os.fsencode(path) if path else None),
                           'cannot set pin path of map %s in %s to %s' % (map_name, self.path, path))
 
+    def reuse_map(self, map_name, fd):
+        """Before load: use the existing map `fd` (libbpf dups it) instead of creating the object's map."""
+        _libbpf.check_int(_libbpf.call('bpf_map__reuse_fd', self._map(map_name), fd),
+                          'cannot reuse map fd %d as %s of %s' % (fd, map_name, self.path))
+
     def load(self):
         """Create the maps and load the programs into the kernel. A verifier rejection raises
         LibbpfError carrying the end of the verifier log."""

@@ -162,6 +162,7 @@ PROTOTYPES = {
     'bpf_map__name': (_cp, [_vp]),
     'bpf_map__fd': (_int, [_vp]),
     'bpf_map__set_pin_path': (_int, [_vp, _cp]),
+    'bpf_map__reuse_fd': (_int, [_vp, _int]),
     'bpf_obj_get': (_int, [_cp]),
     'bpf_obj_pin': (_int, [_int, _cp]),
     'bpf_obj_get_info_by_fd': (_int, [_int, _vp, ctypes.POINTER(_u32)]),
@@ -175,6 +176,7 @@ PROTOTYPES = {
     'bpf_map_delete_elem': (_int, [_int, _vp]),
     'bpf_map_get_next_key': (_int, [_int, _vp, _vp]),
     'bpf_map_lookup_batch': (_int, [_int, _vp, _vp, _vp, _vp, ctypes.POINTER(_u32), _vp]),
+    'bpf_prog_test_run_opts': (_int, [_int, _vp]),
 }
 
 _LOCK = threading.Lock()
@@ -451,3 +453,61 @@ def prog_info(fd):
         map_ids=map_ids, btf_id=info.btf_id, load_time=info.load_time,
         xlated_prog_len=info.xlated_prog_len, jited_prog_len=info.jited_prog_len,
         run_cnt=info.run_cnt, run_time_ns=info.run_time_ns)
+
+
+# ---------------------------------------------------------------------------------------------------
+# BPF_PROG_TEST_RUN: the tests' way into a program, and steering_explain's
+
+TestRunResult = collections.namedtuple('TestRunResult', 'retval data_out ctx_out duration_ns')
+TestRunResult.__test__ = False  # not a test class
+
+
+class _TestRunOpts(ctypes.Structure):
+    _fields_ = [
+        ('sz', ctypes.c_size_t),
+        ('data_in', ctypes.c_void_p),
+        ('data_out', ctypes.c_void_p),
+        ('data_size_in', ctypes.c_uint32),
+        ('data_size_out', ctypes.c_uint32),
+        ('ctx_in', ctypes.c_void_p),
+        ('ctx_out', ctypes.c_void_p),
+        ('ctx_size_in', ctypes.c_uint32),
+        ('ctx_size_out', ctypes.c_uint32),
+        ('retval', ctypes.c_uint32),
+        ('repeat', ctypes.c_int),
+        ('duration', ctypes.c_uint32),
+    ]
+
+
+def test_run(prog_fd, data, ctx=None, repeat=1, data_out_size=None, ctx_out_size=None):
+    """Run a program once (or ``repeat`` times) on ``data`` with BPF_PROG_TEST_RUN.
+
+    For SCHED_CLS, ``ctx`` is a ``struct __sk_buff`` prefix (the kernel accepts mark, priority, cb...,
+    the rest must be 0) and ``ctx_out`` the whole struct after the run. ``retval`` is signed, so
+    TC_ACT_UNSPEC reads -1. The output buffers default to room for growth: the kernel fails with
+    ENOSPC rather than truncate.
+    """
+    data = as_bytes(data, 'data')
+    if data_out_size is None:
+        data_out_size = len(data) + 4096
+    if ctx_out_size is None:
+        ctx_out_size = 1024 if ctx is not None else 0
+    data_in = ctypes.create_string_buffer(data, len(data))
+    data_out = ctypes.create_string_buffer(data_out_size)
+    opts = _TestRunOpts(sz=ctypes.sizeof(_TestRunOpts), repeat=repeat,
+                        data_in=ctypes.addressof(data_in), data_size_in=len(data),
+                        data_out=ctypes.addressof(data_out), data_size_out=data_out_size)
+    if ctx is not None:
+        ctx = as_bytes(ctx, 'ctx')
+        ctx_in = ctypes.create_string_buffer(ctx, len(ctx))
+        opts.ctx_in, opts.ctx_size_in = ctypes.addressof(ctx_in), len(ctx)
+    if ctx_out_size:
+        ctx_out = ctypes.create_string_buffer(ctx_out_size)
+        opts.ctx_out, opts.ctx_size_out = ctypes.addressof(ctx_out), ctx_out_size
+    check_int(call('bpf_prog_test_run_opts', prog_fd, ctypes.byref(opts)), 'cannot test-run BPF program fd %d' % prog_fd)
+    retval = opts.retval - (1 << 32) if opts.retval >= (1 << 31) else opts.retval
+    return TestRunResult(retval=retval, data_out=data_out.raw[:opts.data_size_out],
+                         ctx_out=ctx_out.raw[:opts.ctx_size_out] if ctx_out_size else b'', duration_ns=opts.duration)
+
+
+test_run.__test__ = False  # not a test function, for the test modules that import it

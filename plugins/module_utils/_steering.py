@@ -42,6 +42,22 @@ to zero."""
 _ZERO = L.pack_u32(0)
 
 
+def map_ids_by_name(prog_id):
+    """{map name: map id} of the maps the program with id `prog_id` uses, as the kernel names them; None when
+    there is no such program."""
+    info = _attached.program_info(prog_id)
+    if info is None:
+        return None
+    ids = {}
+    for map_id in info.map_ids:
+        try:
+            with _bpfmap.Map.from_id(map_id) as bpf_map:
+                ids[bpf_map.info.name] = map_id
+        except EbpfTcError:
+            continue
+    return ids
+
+
 class SteeringMaps:
     """The pinned maps of one steering program instance (one interface and direction)."""
 
@@ -75,17 +91,8 @@ class SteeringMaps:
     def of_program(cls, prog_id):
         """The steering maps the program with id `prog_id` uses (by the kernel's map names), or None when
         it is not a steering program (it lacks one of them)."""
-        info = _attached.program_info(prog_id)
-        if info is None:
-            return None
-        ids = {}
-        for map_id in info.map_ids:
-            try:
-                with _bpfmap.Map.from_id(map_id) as bpf_map:
-                    ids[bpf_map.info.name] = map_id
-            except EbpfTcError:
-                continue
-        if not set(STEERING_MAPS) <= set(ids):
+        ids = map_ids_by_name(prog_id)
+        if ids is None or not set(STEERING_MAPS) <= set(ids):
             return None
         return cls('program id %d' % prog_id, maps=ids)
 

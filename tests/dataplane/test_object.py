@@ -28,12 +28,13 @@ def test_toolchain_is_the_pinned_one():
     assert re.search(r'clang version %s\b' % re.escape(PINNED_CLANG), out), out
 
 
-def test_rebuild_gives_the_committed_object(tmp_path):
-    rebuilt = tmp_path / 'steering.bpf.o'
-    subprocess.run(['bash', os.path.join(BPF_DIR, 'build.sh'), SOURCE, str(rebuilt)], check=True)
-    with open(OBJECT, 'rb') as committed:
+@pytest.mark.parametrize('name, flags', [('steering.bpf.o', []), ('steering_explain.bpf.o', ['-DSTEERING_EXPLAIN'])])
+def test_rebuild_gives_the_committed_object(tmp_path, name, flags):
+    rebuilt = tmp_path / name
+    subprocess.run(['bash', os.path.join(BPF_DIR, 'build.sh'), SOURCE, str(rebuilt)] + flags, check=True)
+    with open(os.path.join(BPF_DIR, name), 'rb') as committed:
         assert rebuilt.read_bytes() == committed.read(), (
-            'files/bpf/steering.bpf.o is not the build of steering.bpf.c: run `make bpf` and commit it')
+            'files/bpf/%s is not the build of steering.bpf.c: run `make bpf` and commit it' % name)
 
 
 def test_bpftool_loadall_accepts_the_object(steering_object):

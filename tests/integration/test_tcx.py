@@ -98,6 +98,11 @@ def test_a_cni_shadows_clsact_and_tcx_placed_first_steers_again(net, standin_obj
         assert 'backend: tcx' in hook['shadowed']['message']
         table = play([tc_info(net)])[0]['table']
         assert 'tcx:cni_standin' in table and 'ebpf_tc:steering(shadowed)' in table, table
+        # explain still names the rule, and says the hook never gets to it
+        why = play([{'ebpf.tc.steering_explain': {'interface': 'eth0', 'netns': net.node, 'packet': {
+            'src': topo.NODE_ETH0_V4, 'dst': topo.FAR_V4, 'proto': 'tcp', 'dport': 7000}}}])[0]
+        assert why['rule']['name'] == 'far-v4' and 'cni_standin' in why['hook']['shadowed'], why
+        assert why['summary'].endswith('but the hook is shadowed: TCX programs in front of it decide first')
         counted = far_counter(net)
 
         # backend tcx, placement first (the default): in front of the CNI, same maps, rules and counters kept

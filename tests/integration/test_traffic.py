@@ -239,6 +239,43 @@ def test_redirect_via_next_hop_reaches_the_router(hook):
     assert lab.tcp_connects(net.node, topo.FAR_V4, 7000)
 
 
+def test_explain_names_the_rule_that_decides_and_moves_nothing(hook):
+    """ebpf.tc.steering_explain on the live hook: the rule it names is the one whose counter the same packet
+    then moves, the redirect's neighbour is the kernel's entry, and explaining moves no counter."""
+    net, lab = hook.net, hook.net.lab
+    hook.apply([
+        {'name': 'no-ping6', 'match': {'proto': 'icmpv6', 'icmp_type': 'echo-request'}, 'action': 'drop'},
+        {'name': 'far-v4', 'match': {'dst': topo.FAR_V4}, 'action': 'redirect',
+         'redirect': {'interface': 'eth1', 'via': topo.ROUTER_V4}},
+        {'name': 'web', 'match': {'proto': 'tcp', 'dport': TCP_PORTS[0]}, 'action': 'pass'},
+    ], default_action='pass')
+    packets = [
+        {'src': topo.NODE_ETH0_V4, 'dst': topo.FAR_V4, 'proto': 'icmp', 'icmp_type': 'echo-request'},
+        {'src': topo.NODE_ETH0_V6, 'dst': topo.SERVER_V6, 'proto': 'icmpv6', 'icmp_type': 128},
+        {'src': topo.NODE_ETH0_V4, 'dst': topo.SERVER_V4, 'proto': 'tcp', 'sport': 40000, 'dport': TCP_PORTS[0]},
+        {'src': topo.NODE_ETH0_V4, 'dst': topo.SERVER_V4, 'proto': 'udp', 'dport': 53},
+    ]
+    before = hook.counters()
+    res = play([{'ebpf.tc.steering_explain': {'interface': 'eth0', 'direction': 'egress', 'netns': net.node,
+                                              'packet': packet}} for packet in packets])
+    assert hook.counters() == before, 'explaining moved a counter'
+    far, ping6, web, other = (res[i] for i in range(4))
+    assert (far['verdict'], far['rule']['name'], far['action']) == ('rule', 'far-v4', 'redirect')
+    assert far['redirect']['neighbour']['address'] == topo.ROUTER_V4
+    assert far['redirect']['neighbour']['state'] == 'permanent'     # the topology's static entries
+    assert far['summary'].startswith('rule 1 (far-v4) decides: redirect out of eth1 to %s' % topo.ROUTER_V4)
+    assert (ping6['rule']['name'], ping6['action']) == ('no-ping6', 'drop')
+    assert (web['rule']['name'], web['action']) == ('web', 'pass')
+    assert (other['verdict'], other['action'], other['rule']) == ('default', 'pass', None)
+    assert far['hook']['backend'] == 'tcx' and far['hook']['shadowed'] is None and far['hook']['drift'] is None
+    # the packets themselves: each moves the counter explain named
+    assert lab.pings(net.node, topo.FAR_V4, count=1) == 1
+    assert lab.pings(net.node, topo.SERVER_V6, count=1) == 0
+    after = hook.counters()
+    assert after['far-v4']['packets'] > before['far-v4']['packets']
+    assert after['no-ping6']['drops'] > before['no-ping6']['drops']
+
+
 def test_police_caps_a_udp_flood_near_the_rate(hook):
     net = hook.net
     rate, burst = 200, 20
