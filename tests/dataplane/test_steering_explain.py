@@ -81,22 +81,3 @@ def test_explain_before_any_rule_set(steering):
     steering.map_ids = map_ids_by_name(_libbpf.prog_info(steering.prog_fd).id)
     answer = _explain.classify(EXPLAIN_OBJECT, steering.map_ids, pk.ipv4_frame())
     assert answer[0] == 'no rule set'
-
-
-def test_the_frame_of_a_description_is_what_the_parser_reads():
-    for description in ({'src': '192.0.2.1', 'dst': '198.51.100.10', 'proto': 'udp', 'sport': 53, 'dport': 4000},
-                        {'src': '2001:db8::1', 'dst': 'ff02::1:ff00:1', 'proto': 'icmpv6',
-                         'icmp_type': 'neighbour-solicitation', 'vlan': 7},
-                        {'src': '10.0.0.1', 'dst': '10.0.0.2', 'proto': 47}):
-        packet = _explain.describe(description)
-        parsed = model.parse(_explain.frame_of(packet))
-        want_ip = ('ip', packet['src'], packet['dst'], packet['proto'])
-        assert (parsed.kind, parsed.src, parsed.dst, parsed.proto) == want_ip
-        # a field left out is 0 in the frame: a TCP packet always has ports, an ICMP one a type and code
-        zero = dict((key, packet[key] or 0) for key in ('sport', 'dport', 'icmp_type', 'icmp_code'))
-        want = {6: 'ports', 17: 'ports', 132: 'ports', 1: 'icmp', 58: 'icmp'}.get(packet['proto'])
-        assert (parsed.sport, parsed.dport) == ((zero['sport'], zero['dport']) if want == 'ports' else (None, None))
-        assert (parsed.icmp_type, parsed.icmp_code) == (
-            (zero['icmp_type'], zero['icmp_code']) if want == 'icmp' else (None, None))
-    assert _explain.describe({'src': '::1', 'dst': '::2', 'proto': 'icmpv6',
-                              'icmp_type': 'neighbour-solicitation'})['icmp_type'] == 135

@@ -256,10 +256,12 @@ def test_explain_names_the_rule_that_decides_and_moves_nothing(hook):
         {'src': topo.NODE_ETH0_V4, 'dst': topo.SERVER_V4, 'proto': 'udp', 'dport': 53},
     ]
     before = hook.counters()
-    res = play([{'ebpf.tc.steering_explain': {'interface': 'eth0', 'direction': 'egress', 'netns': net.node,
-                                              'packet': packet}} for packet in packets])
+    tasks = [{'ebpf.tc.steering_explain': {'interface': 'eth0', 'direction': 'egress', 'netns': net.node,
+                                           'packet': packet}} for packet in packets]
+    res = play(tasks + [dict(tasks[0], check_mode=True)])
     assert hook.counters() == before, 'explaining moved a counter'
-    far, ping6, web, other = (res[i] for i in range(4))
+    far, ping6, web, other, checked = (res[i] for i in range(5))
+    assert checked['summary'] == far['summary'] and not any(res.changed)     # read-only: check mode is the same
     assert (far['verdict'], far['rule']['name'], far['action']) == ('rule', 'far-v4', 'redirect')
     assert far['redirect']['neighbour']['address'] == topo.ROUTER_V4
     assert far['redirect']['neighbour']['state'] == 'permanent'     # the topology's static entries
