@@ -259,7 +259,11 @@ def test_explain_names_the_rule_that_decides_and_moves_nothing(hook):
     tasks = [{'ebpf.tc.steering_explain': {'interface': 'eth0', 'direction': 'egress', 'netns': net.node,
                                            'packet': packet}} for packet in packets]
     res = play(tasks + [dict(tasks[0], check_mode=True)])
-    assert hook.counters() == before, 'explaining moved a counter'
+    # the rules the explained packets match did not count them (the default counter sees the node's own
+    # router solicitations and MLD reports meanwhile)
+    after = hook.counters()
+    assert dict((k, v) for k, v in after.items() if k != '(default)') == \
+        dict((k, v) for k, v in before.items() if k != '(default)'), 'explaining moved a counter'
     far, ping6, web, other, checked = (res[i] for i in range(5))
     assert checked['summary'] == far['summary'] and not any(res.changed)     # read-only: check mode is the same
     assert (far['verdict'], far['rule']['name'], far['action']) == ('rule', 'far-v4', 'redirect')
