@@ -39,17 +39,20 @@ def _fail(field, message):
     raise EbpfTcError('packet.%s: %s' % (field, message))
 
 
-def _byte_or_port(packet, key, maximum, names=None):
-    value = packet.get(key)
+def _number(packet, key, maximum, names=None, hint='', default=None):
+    """packet[key] as a number 0-maximum, None when absent; a name of `names` (lower case) stands for its number."""
+    value = packet.get(key, default)
     if value is None:
         return None
-    if isinstance(value, str) and names is not None and ICMP_TYPE_ALIASES.get(value.strip().lower(),
-                                                                              value.strip().lower()) in names:
-        return names[ICMP_TYPE_ALIASES.get(value.strip().lower(), value.strip().lower())]
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str):
+        text = value.strip().lower()
+        text = ICMP_TYPE_ALIASES.get(text, text)
+        if names and text in names:
+            return names[text]
+        if text.isdigit():
+            value = int(text)
     if not is_int(value) or not 0 <= value <= maximum:
-        _fail(key, '%r is not a number 0-%d%s' % (value, maximum, ' or an ICMP type name' if names else ''))
+        _fail(key, '%r is not a number 0-%d%s' % (value, maximum, hint))
     return value
 
 
@@ -70,21 +73,18 @@ def describe(packet):
             _fail(key, '%r is not an IP address (required)' % (packet.get(key),))
     if out['src'].version != out['dst'].version:
         _fail('dst', 'IPv%d, but src is IPv%d' % (out['dst'].version, out['src'].version))
-    proto = packet.get('proto', 'tcp')
-    if isinstance(proto, str) and proto.strip().lower() in PROTO_NUMBERS:
-        proto = PROTO_NUMBERS[proto.strip().lower()]
-    out['proto'] = _byte_or_port({'proto': proto}, 'proto', 255)
+    out['proto'] = _number(packet, 'proto', 255, PROTO_NUMBERS, ' or a name (%s)' % ', '.join(sorted(PROTO_NUMBERS)),
+                           default='tcp')
     for key in ('sport', 'dport'):
-        out[key] = _byte_or_port(packet, key, 65535)
+        out[key] = _number(packet, key, 65535)
         if out[key] is not None and out['proto'] not in PORT_PROTOS:
             _fail(key, 'only TCP, UDP and SCTP packets have ports')
-    names = ICMP_TYPES.get(out['proto'])
-    out['icmp_type'] = _byte_or_port(packet, 'icmp_type', 255, names)
-    out['icmp_code'] = _byte_or_port(packet, 'icmp_code', 255)
+    out['icmp_type'] = _number(packet, 'icmp_type', 255, ICMP_TYPES.get(out['proto']), ' or an ICMP type name')
+    out['icmp_code'] = _number(packet, 'icmp_code', 255)
     for key in ('icmp_type', 'icmp_code'):
         if out[key] is not None and out['proto'] not in ICMP_PROTOS:
             _fail(key, 'only ICMP and ICMPv6 packets have a type and code')
-    out['vlan'] = _byte_or_port(packet, 'vlan', 4095)
+    out['vlan'] = _number(packet, 'vlan', 4095)
     return out
 
 
