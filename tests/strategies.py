@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import os
 
 from hypothesis import strategies as st
 
@@ -42,6 +43,15 @@ INTERFACES = {'eth1': 11, 'eth2': 12, 'veth-svc': 21, 'bond0.100': 4242, 'lo': 1
 IFNAMES = dict((v, k) for k, v in INTERFACES.items())
 
 ACTIONS = ['pass', 'drop', 'redirect', 'mark', 'police', 'learn', 'reply']
+
+
+# The share of their examples the random tests draw: 1 here, less in the kernel matrix's guests (tests/kernels).
+EXAMPLE_SCALE = float(os.environ.get('EBPF_TC_EXAMPLE_SCALE') or 1)
+
+
+def scaled(n):
+    """`n` random examples, or a coverage floor that grows with them, times EXAMPLE_SCALE (at least 1)."""
+    return max(1, int(n * EXAMPLE_SCALE))
 
 
 def ifindex_of(name):

@@ -46,7 +46,7 @@ def _validated(raw):
 def test_kernel_agrees_with_model(make_steering):
     stats = {'cases': 0, 'examples': 0, 'sets': 0, 'police': 0, 'icmp': 0, 'learned_replies': 0, 'kinds': {}}
 
-    @settings(settings.get_profile('ebpf-tc-dataplane'), max_examples=EXAMPLES)
+    @settings(settings.get_profile('ebpf-tc-dataplane'), max_examples=strategies.scaled(EXAMPLES))
     @given(st.data())
     def example(data):
         raw = data.draw(strategies.raw_rulesets(), label='rule set')
@@ -85,7 +85,7 @@ def test_kernel_agrees_with_model(make_steering):
     example()
     print('differential: %(examples)d examples, %(sets)d rule sets, %(cases)d frames, %(icmp)d decided by an ICMP '
           'type or code, %(learned_replies)d replies sent back a learned way' % stats, stats['kinds'])
-    assert stats['cases'] >= MIN_CASES, stats
+    assert stats['cases'] >= strategies.scaled(MIN_CASES), stats
     # the generators must reach every kind of decision, or the test proves little (the ICMP fields and learned
     # paths get tests of their own below, whose rule sets always have them)
     assert set(stats['kinds']) >= {'pass', 'drop', 'redirect', 'mark', 'police', 'default'}, stats['kinds']
@@ -114,7 +114,7 @@ def test_police_agrees_with_model(make_steering):
     """Token buckets to the nanosecond: bursts, refills and idle caps on a clock that jumps about."""
     stats = {'cases': 0, 'police': 0, 'police_drops': 0}
 
-    @settings(settings.get_profile('ebpf-tc-dataplane'), max_examples=POLICE_EXAMPLES)
+    @settings(settings.get_profile('ebpf-tc-dataplane'), max_examples=strategies.scaled(POLICE_EXAMPLES))
     @given(st.data())
     def example(data):
         ruleset = _validated(data.draw(police_rulesets(), label='rule set'))
@@ -137,7 +137,7 @@ def test_police_agrees_with_model(make_steering):
 
     example()
     print('police differential:', stats)
-    assert stats['police'] >= 200 and stats['police_drops'] >= 20, stats
+    assert stats['police'] >= strategies.scaled(200) and stats['police_drops'] >= strategies.scaled(20), stats
 
 
 @st.composite
@@ -161,7 +161,7 @@ def icmp_rulesets(draw):
 def _differential(make_steering, rulesets, examples, frames_per_set, tally, replies=False):
     """Rule sets drawn from `rulesets`, each on a fresh program, against frames aimed at them (with `replies`,
     half of them replies to flows the model learned); `tally(rules, verdict)` sees every verdict."""
-    @settings(settings.get_profile('ebpf-tc-dataplane'), max_examples=examples)
+    @settings(settings.get_profile('ebpf-tc-dataplane'), max_examples=strategies.scaled(examples))
     @given(st.data())
     def example(data):
         ruleset = _validated(data.draw(rulesets, label='rule set'))
@@ -190,7 +190,7 @@ def test_icmp_types_agree_with_model(make_steering):
         stats['icmp'] += bool(decider and (decider.icmp_type or decider.icmp_code))
     _differential(make_steering, icmp_rulesets(), 20, 50, tally)
     print('ICMP differential:', stats)
-    assert stats['icmp'] >= 30, stats
+    assert stats['icmp'] >= strategies.scaled(30), stats
 
 
 @st.composite
@@ -219,7 +219,7 @@ def test_learned_paths_agree_with_model(make_steering):
         stats['replies'] += verdict.kind == 'reply' and verdict.macs is not None
     _differential(make_steering, learned_rulesets(), 15, 40, tally, replies=True)
     print('learned-path differential:', stats)
-    assert stats['learned'] >= 30 and stats['replies'] >= 30, stats
+    assert stats['learned'] >= strategies.scaled(30) and stats['replies'] >= strategies.scaled(30), stats
 
 
 # ------------------------------------------------------------------------------------------ atomic switch
