@@ -178,9 +178,10 @@ class Map:
         raw = self.lookup(key)
         if raw is None:
             return None
-        return self._split_percpu(raw)
+        return self.split_percpu(raw)
 
-    def _split_percpu(self, raw):
+    def split_percpu(self, raw):
+        """A per-CPU value as read (``value_size`` bytes) split into one value per possible CPU."""
         size = self.info.value_size
         stride = (size + 7) // 8 * 8
         return [raw[i:i + size] for i in range(0, len(raw), stride)]

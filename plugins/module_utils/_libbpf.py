@@ -75,7 +75,8 @@ _LOG_KEEP_LINES = 400       # per thread, while a call runs
 _LOG_TAIL_LINES = 40        # attached to an error
 _LOG_TAIL_BYTES = 4096
 
-MapInfo = collections.namedtuple('MapInfo', 'id type key_size value_size max_entries flags name')
+MapInfo = collections.namedtuple(
+    'MapInfo', 'id type key_size value_size max_entries flags name btf_id btf_key_type_id btf_value_type_id')
 ProgInfo = collections.namedtuple(
     'ProgInfo',
     'id type tag name map_ids btf_id load_time xlated_prog_len jited_prog_len run_cnt run_time_ns')
@@ -94,6 +95,22 @@ class _BpfMapInfo(ctypes.Structure):
         ('max_entries', ctypes.c_uint32),
         ('map_flags', ctypes.c_uint32),
         ('name', ctypes.c_char * 16),
+        ('ifindex', ctypes.c_uint32),
+        ('btf_vmlinux_value_type_id', ctypes.c_uint32),
+        ('netns_dev', ctypes.c_uint64),
+        ('netns_ino', ctypes.c_uint64),
+        ('btf_id', ctypes.c_uint32),
+        ('btf_key_type_id', ctypes.c_uint32),
+        ('btf_value_type_id', ctypes.c_uint32),
+    ]
+
+
+class _BpfBtfInfo(ctypes.Structure):
+    # A prefix of struct bpf_btf_info: where the kernel copies the BTF blob, and its size.
+    _fields_ = [
+        ('btf', ctypes.c_uint64),
+        ('btf_size', ctypes.c_uint32),
+        ('id', ctypes.c_uint32),
     ]
 
 
@@ -168,6 +185,7 @@ PROTOTYPES = {
     'bpf_obj_get_info_by_fd': (_int, [_int, _vp, ctypes.POINTER(_u32)]),
     'bpf_prog_get_fd_by_id': (_int, [_u32]),
     'bpf_map_get_fd_by_id': (_int, [_u32]),
+    'bpf_btf_get_fd_by_id': (_int, [_u32]),
     'bpf_map_create': (_int, [_int, _cp, _u32, _u32, _u32, _vp]),
     'bpf_create_map_name': (_int, [_int, _cp, _int, _int, _int, _u32]),
     'bpf_map_lookup_elem': (_int, [_int, _vp, _vp]),
@@ -435,7 +453,25 @@ def _obj_info(fd, info, kind):
 def map_info(fd):
     info = _obj_info(fd, _BpfMapInfo(), 'map')
     return MapInfo(info.id, info.type, info.key_size, info.value_size, info.max_entries, info.map_flags,
-                   info.name.decode('utf-8', 'replace'))
+                   info.name.decode('utf-8', 'replace'), info.btf_id, info.btf_key_type_id, info.btf_value_type_id)
+
+
+def btf_raw(btf_id):
+    """The raw BTF (header, types, strings) the kernel holds under ``btf_id``, such as a map's."""
+    fd = check_int(call('bpf_btf_get_fd_by_id', btf_id), 'cannot open BTF id %d' % btf_id)
+    try:
+        info = _BpfBtfInfo()
+        size = ctypes.c_uint32(ctypes.sizeof(info))
+        what = 'cannot read BTF id %d' % btf_id
+        check_int(call('bpf_obj_get_info_by_fd', fd, ctypes.byref(info), ctypes.byref(size)), what)
+        # Second call: the kernel copies the blob into a buffer of the size it just told us.
+        blob = ctypes.create_string_buffer(info.btf_size)
+        again = _BpfBtfInfo(btf=ctypes.addressof(blob), btf_size=info.btf_size)
+        size = ctypes.c_uint32(ctypes.sizeof(again))
+        check_int(call('bpf_obj_get_info_by_fd', fd, ctypes.byref(again), ctypes.byref(size)), what)
+        return blob.raw[:again.btf_size]
+    finally:
+        os.close(fd)
 
 
 def prog_info(fd):

@@ -354,7 +354,7 @@ def read_current(bpf_map, shape, desired, exclusive):
     current = {}
     if exclusive:
         for key, value in bpf_map.lookup_batch():
-            current[key] = _split(bpf_map, shape, value)
+            current[key] = _split(bpf_map, value)
         if shape.kind in ARRAY_TYPES:
             current = dict((k, v) for k, v in current.items() if normalize(v, shape.kind) is not None)
         return current
@@ -369,15 +369,12 @@ def read_current(bpf_map, shape, desired, exclusive):
     for entry in desired:
         value = bpf_map.lookup(entry.key)
         if value is not None:
-            current[entry.key] = _split(bpf_map, shape, value)
+            current[entry.key] = _split(bpf_map, value)
     return current
 
 
-def _split(bpf_map, shape, raw):
-    if not bpf_map.is_percpu:
-        return raw
-    stride = (shape.value_size + 7) // 8 * 8
-    return [raw[i:i + shape.value_size] for i in range(0, len(raw), stride)]
+def _split(bpf_map, raw):
+    return bpf_map.split_percpu(raw) if bpf_map.is_percpu else raw
 
 
 def _full_value(bpf_map, shape, value):

@@ -345,6 +345,19 @@ def test_counters_match_packets_sent(hook):
     assert counters['count-v6'] == {'packets': 61, 'bytes': 61 * (14 + 40 + 8 + UDP_PAYLOAD), 'drops': 0}
     assert counters['count-ping']['packets'] == pings and counters['count-ping']['drops'] == 0
 
+    # the same counts through ebpf.tc.bpf_map_info: the steering program's per-CPU rule_stats decoded by its
+    # BTF and summed, and mark_counter's struct-keyed hash
+    res = play([{'ebpf.tc.bpf_map_info': {'path': os.path.join(hook.steering_pins, L.MAP_RULE_STATS),
+                                          'skip_zero': True}},
+                {'ebpf.tc.bpf_map_info': {'path': os.path.join(hook.counter_pins, 'mark_counts')}}])
+    rule_stats = res[0]['map']
+    assert (rule_stats['value_type'], rule_stats['percpu']) == ('struct rule_stats', True)
+    read = [e['value'] for e in rule_stats['entries']]
+    assert all(counters[name] in read for name in ('count-v4', 'count-v6', 'count-ping')), (read, counters)
+    marks = dict(((e['key']['mark'], e['key']['proto'], e['key']['dport']), e['value'])
+                 for e in res[1]['map']['entries'])
+    assert marks[(0, UDP, 9200)] == hook.marks()[(0, UDP, 9200)] >= 137 + 61
+
 
 SWITCH_RULES = 32
 SWITCH_BASE_PORT = 6000

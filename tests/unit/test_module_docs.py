@@ -12,7 +12,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODULES = ['bpf_filter', 'bpf_map', 'bpf_object_info', 'clsact', 'steering_explain', 'steering_rules', 'steering_state', 'tc_info']
+MODULES = ['bpf_filter', 'bpf_map', 'bpf_map_info', 'bpf_object_info', 'clsact', 'steering_explain', 'steering_rules', 'steering_state', 'tc_info']
 ANSIBLE_DOC = os.path.join(os.path.dirname(sys.executable), 'ansible-doc')
 
 
