@@ -45,7 +45,7 @@ def test_metadata_points_at_files_that_exist():
 def test_python_requirements_are_the_modules_library():
     with open(os.path.join(ROOT, 'requirements.txt')) as f:
         lines = [line.split('#')[0].strip() for line in f]
-    assert [line for line in lines if line] == ['pyroute2>=0.7']
+    assert [line for line in lines if line] == ['pyroute2>=0.7.2']
 
 
 @pytest.mark.parametrize('distribution', sorted(DISTRIBUTIONS))
