@@ -5,6 +5,8 @@
 #   make test     pytest (unit, dataplane, integration; no skips) + the kernel matrix + ansible-test sanity
 #                 + ansible-lint + the docs lint and site build (make docs-lint, make docs) + the molecule scenarios
 #   make kernels  the kernel matrix: Debian's 6.1 and 6.12 kernels under qemu, running the dataplane tests
+#   make hosts    the managed hosts' floor: host-side code checked for Python 3.9, module tests on 3.9 + pyroute2 0.7.2
+#   make controllers  the oldest ansible-core supported (2.15): unit tests, molecule default, a rollout in the lab
 #   make docs     the docs site (antsibull-docs: plugin and role docs + docs/docsite guides) in .tmp/docs
 #   make molecule the role's molecule scenarios (extensions/molecule/)
 #   make demo     the fleet lab: the broken return path, ebpf.tc.rollout, the fixed path, per-rule counters
@@ -46,7 +48,7 @@ VENV_STAMP := $(VENV)/.requirements-dev.stamp
 export PATH := $(VENV)/bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help deps apt-deps venv bpffs bpf pytest kernels sanity lint docs docs-lint test demo demo-down build clean distclean
+.PHONY: help deps apt-deps venv bpffs bpf pytest kernels hosts controllers sanity lint docs docs-lint test demo demo-down build clean distclean
 
 help:
 	@sed -n '3,12s/^# \{0,1\}//p' $(ROOT)/Makefile
@@ -94,6 +96,57 @@ kernels: deps
 	@mkdir -p $(LOGS)
 	cd $(ROOT) && EBPF_TC_FORBID_SKIPS=1 $(VENV)/bin/python -m pytest tests/kernels 2>&1 | tee $(LOGS)/kernels.log
 
+# The managed hosts' floor: everything that runs on a host (modules, module_utils, the role's metrics script,
+# the restore code) under the oldest Python a supported host runs, 3.9 (RHEL 9), with the oldest pyroute2,
+# 0.7.2 (Debian 12). vermin checks syntax and standard-library use against 3.9, the real 3.9 compiles every
+# file, and the module and restore integration tests run their modules with it (EBPF_TC_TARGET_PYTHON).
+HOST_PYTHON_VERSION := 3.9
+HOST_VENV := $(TMP)/venv-host
+HOST_STAMP := $(HOST_VENV)/.requirements-host.stamp
+HOST_CODE := plugins/modules plugins/module_utils roles/steering/files
+HOST_TESTS := tests/integration/test_module_*.py tests/integration/test_restore.py
+hosts: deps $(HOST_STAMP)
+	@mkdir -p $(LOGS)
+	$(HOST_VENV)/bin/python -c 'import sys, pyroute2; print("hosts: Python %s, pyroute2 %s" % (sys.version.split()[0], pyroute2.__version__))'
+	cd $(ROOT) && vermin --target=$(HOST_PYTHON_VERSION)- --violations --no-tips --eval-annotations $(HOST_CODE)
+	cd $(ROOT) && $(HOST_VENV)/bin/python -m compileall -q -x '/__pycache__/' $(HOST_CODE) >/dev/null
+	cd $(ROOT) && EBPF_TC_FORBID_SKIPS=1 EBPF_TC_TARGET_PYTHON=$(HOST_VENV)/bin/python \
+		$(VENV)/bin/python -m pytest $(HOST_TESTS) 2>&1 | tee $(LOGS)/hosts.log
+
+$(HOST_STAMP): $(ROOT)/requirements-host.txt
+	@rm -rf $(HOST_VENV)
+	python=$$($(ROOT)/tools/find-python $(HOST_PYTHON_VERSION)) && $$python -m venv $(HOST_VENV)
+	$(HOST_VENV)/bin/python -m pip install -q -r $(ROOT)/requirements-host.txt
+	@touch $@
+
+# The controller matrix: the current ansible-core is .venv's, under every other step; the oldest supported, 2.15,
+# runs here from its own venv: the unit tests (filters, argument specs, module docs), the molecule default
+# scenario (molecule from .venv driving 2.15's ansible-playbook, which verify.yml checks) and the rollout in
+# the lab up to a fixed return path and a re-run that changes nothing. The unit tests draw 40 % of their random
+# examples here: what they draw exercises this collection's code, the same under either ansible-core.
+CORE215_VENV := $(TMP)/venv-core215
+CORE215_STAMP := $(CORE215_VENV)/.requirements.stamp
+CORE215_VERSION = $(shell sed -n 's/^ansible-core==//p' $(ROOT)/requirements-core215.txt)
+CORE215_ROLLOUT := $(addprefix tests/integration/test_rollout.py::test_,return_path_broken_without_steering \
+	rollout_fixes_the_return_path rerun_changes_nothing)
+controllers: deps $(CORE215_STAMP)
+	@mkdir -p $(LOGS) $(TMP)/collections/ansible_collections/ebpf
+	@[ -L $(TMP)/collections/ansible_collections/ebpf/tc ] || ln -s $(ROOT) $(TMP)/collections/ansible_collections/ebpf/tc
+	cd $(ROOT) && EBPF_TC_FORBID_SKIPS=1 EBPF_TC_EXAMPLE_SCALE=0.4 $(CORE215_VENV)/bin/python -m pytest tests/unit $(CORE215_ROLLOUT) \
+		2>&1 | tee $(LOGS)/controllers.log
+	@cd $(ROOT) && trap tools/molecule-sweep EXIT; \
+	if PATH=$(CORE215_VENV)/bin:$$PATH EBPF_TC_EXPECT_ANSIBLE_CORE=$(CORE215_VERSION) NO_COLOR=1 \
+		$(VENV)/bin/python -m molecule test -s default > $(LOGS)/controllers-molecule.log 2>&1; then \
+		echo "molecule default with ansible-core $(CORE215_VERSION): ok"; \
+	else echo "molecule default with ansible-core $(CORE215_VERSION): FAILED"; tail -n 40 $(LOGS)/controllers-molecule.log; exit 1; fi
+
+$(CORE215_STAMP): $(ROOT)/requirements-core215.txt
+	@rm -rf $(CORE215_VENV)
+	$(PYTHON) -m venv $(CORE215_VENV)
+	$(CORE215_VENV)/bin/python -m pip install -q -r $(ROOT)/requirements-core215.txt
+	$(CORE215_VENV)/bin/python -m pip check
+	@touch $@
+
 # ansible-test wants to run from .../ansible_collections/<namespace>/<name>: sanity-check a fresh copy of
 # the files git would track (tracked + untracked-not-ignored), so debris in the tree never counts.
 sanity: deps
@@ -135,15 +188,7 @@ molecule: deps
 	@mkdir -p $(LOGS) $(TMP)/collections/ansible_collections/ebpf
 	@[ -L $(TMP)/collections/ansible_collections/ebpf/tc ] || ln -s $(ROOT) $(TMP)/collections/ansible_collections/ebpf/tc
 	@cd $(ROOT); \
-	sweep() { \
-		for ns in $$(ip netns list | awk '$$1 ~ /^ebtcm-/ {print $$1}'); do \
-			pids=$$(ip netns pids "$$ns"); [ -z "$$pids" ] || kill -9 $$pids || true; \
-			ip netns del "$$ns" && echo "swept namespace $$ns" || true; \
-		done; \
-		rm -rf /sys/fs/bpf/ebpf_tc/netns/ebtcm-*; \
-		rmdir /sys/fs/bpf/ebpf_tc/netns /sys/fs/bpf/ebpf_tc 2>/dev/null || true; \
-	}; \
-	trap sweep EXIT; \
+	trap tools/molecule-sweep EXIT; \
 	scenarios=$$(cd extensions/molecule && for f in */molecule.yml; do dirname "$$f"; done); \
 	for s in $$scenarios; do \
 		(NO_COLOR=1 molecule test -s "$$s" > $(LOGS)/molecule-$$s.log 2>&1; echo $$? > $(LOGS)/molecule-$$s.rc) & \
@@ -196,13 +241,15 @@ docs-lint: deps
 # Runs every step even when one fails, then prints one line per step and exits non-zero on any failure.
 test: deps
 	@mkdir -p $(LOGS); : > $(LOGS)/summary; rc=0; \
-	for step in pytest kernels sanity lint docs-lint docs molecule; do \
+	for step in pytest kernels hosts controllers sanity lint docs-lint docs molecule; do \
 		start=$$(date +%s); \
 		if $(MAKE) --no-print-directory $$step; then res=ok; else res=FAILED; rc=1; fi; \
 		echo "$$step: $$res ($$(( $$(date +%s) - start ))s)" >> $(LOGS)/summary; \
 	done; \
 	echo; echo "==== make test summary ===="; \
 	echo "pytest: $$(grep -E '^=+ .* in [0-9.]+s' $(LOGS)/pytest.log | tail -n1 || echo 'no summary line')"; \
+	echo "hosts (Python $(HOST_PYTHON_VERSION), pyroute2 0.7.2): $$(grep -E '^=+ .* in [0-9.]+s' $(LOGS)/hosts.log | tail -n1 || echo 'no summary line')"; \
+	echo "controllers (ansible-core $(CORE215_VERSION)): $$(grep -E '^=+ .* in [0-9.]+s' $(LOGS)/controllers.log | tail -n1 || echo 'no summary line')"; \
 	sed -n 's/^\(kernel\|guard\) /  &/p' $(LOGS)/kernels.log 2>/dev/null || true; \
 	cat $(LOGS)/summary; \
 	exit $$rc

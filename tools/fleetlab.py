@@ -36,7 +36,10 @@ from nslab import run as _nslab_run  # noqa: E402  pylint: disable=wrong-import-
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DIR = os.path.join(ROOT, '.tmp', 'lab')
-VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
+# The Ansible beside the Python running this (the project's .venv, or the controller matrix's ansible-core
+# 2.15 venv under `make controllers`), else the project's .venv.
+_PYTHON_BIN = os.path.dirname(sys.executable)
+VENV_BIN = _PYTHON_BIN if os.path.exists(os.path.join(_PYTHON_BIN, 'ansible-playbook')) else os.path.join(ROOT, '.venv', 'bin')
 # the link to this tree as ansible_collections/ebpf/tc that the Makefile and tests/conftest.py create
 COLLECTIONS = os.path.join(ROOT, '.tmp', 'collections')
 POLICY_EXAMPLE = os.path.join(ROOT, 'roles', 'steering', 'examples', 'group_vars', 'all.yml')

@@ -37,8 +37,9 @@ options:
         C(/sys/fs/bpf/ebpf_tc/netns/<netns>/<interface>/<direction>) when O(netns) is given.
     type: path
 requirements:
+  - Python 3.9 or later on the target.
   - Linux 5.11 or later (proven on 6.1, 6.12 and 6.18), with bpffs mounted at C(/sys/fs/bpf).
-  - pyroute2 0.7 or later (C(python3-pyroute2)) on the target.
+  - pyroute2 0.7.2 or later (C(python3-pyroute2)) on the target.
   - libbpf (C(libbpf.so.1), or C(libbpf.so.0) 0.5 or later) on the target.
   - 'Root on the target (C(become: true)).'
 '''

@@ -57,6 +57,7 @@ attributes:
     platforms: posix
     description: Linux; the kernels the collection is tested on are listed in the troubleshooting guide.
 requirements:
+  - Python 3.9 or later on the target.
   - libbpf (C(libbpf.so.1), or C(libbpf.so.0) 0.5 or later) on the target.
   - Root on the target (C(become=true)).
 notes:

@@ -62,8 +62,9 @@ attributes:
     support: full
     platforms: posix
 requirements:
+  - Python 3.9 or later on the target.
   - Linux 5.11 or later (proven on 6.1, 6.12 and 6.18).
-  - pyroute2 0.7 or later (C(python3-pyroute2)) on the target.
+  - pyroute2 0.7.2 or later (C(python3-pyroute2)) on the target.
   - 'Root on the target (C(become: true)).'
 notes:
   - The pins of programs attached to the hooks are not touched; remove them with M(ebpf.tc.bpf_filter)

@@ -198,8 +198,10 @@ attributes:
     support: full
     platforms: posix
 notes:
-  - Needs root, Linux 5.11 or later, libbpf and pyroute2 on the target; bpffs is mounted when missing.
-  - The restore unit needs Python 3 at C(/usr/bin/python3) on the target, and libbpf and pyroute2 as the module does.
+  - Needs root, Python 3.9 or later, Linux 5.11 or later, libbpf and pyroute2 0.7.2 or later on the target; bpffs is mounted
+    when missing.
+  - The restore unit needs Python 3.9 or later at C(/usr/bin/python3) on the target, and libbpf and pyroute2 as the module
+    does.
 seealso:
   - module: ebpf.tc.bpf_filter
   - module: ebpf.tc.steering_rules

@@ -66,8 +66,9 @@ attributes:
     platforms: posix
     description: Linux 5.11 or later (proven on 6.1, 6.12 and 6.18).
 requirements:
+  - Python 3.9 or later on the target.
   - Linux 5.11 or later (proven on 6.1, 6.12 and 6.18).
-  - pyroute2 0.7 or later (C(python3-pyroute2)) on the target.
+  - pyroute2 0.7.2 or later (C(python3-pyroute2)) on the target.
   - libbpf (C(libbpf.so.1), or C(libbpf.so.0) 0.5 or later) on the target.
   - Root on the target (C(become=true)).
 notes:

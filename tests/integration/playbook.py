@@ -1,8 +1,9 @@
 """Run tasks through ansible-playbook, the way operators do, and return what every task returned.
 
 The collection is found through .tmp/collections (tests/conftest.py links the tree there); the
-inventory is localhost over the local connection with this interpreter set explicitly (docs/docsite/rst/design.rst:
-interpreter discovery picks the wrong Python on a machine with several).
+inventory is localhost over the local connection with the modules' interpreter set explicitly
+(docs/docsite/rst/design.rst: interpreter discovery picks the wrong Python on a machine with several): this
+one, or EBPF_TC_TARGET_PYTHON, which `make hosts` points at a Python 3.9 with the oldest pyroute2 supported.
 """
 
 import json
@@ -17,6 +18,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 COLLECTIONS = os.path.join(ROOT, '.tmp', 'collections')
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+# The Python the modules run with on the (local) target.
+TARGET_PYTHON = os.environ.get('EBPF_TC_TARGET_PYTHON') or sys.executable
 
 
 class PlayResult:
@@ -60,7 +63,7 @@ def run_play(tasks, check=False, diff=False, extra_vars=None, hosts='localhost',
         if inventory is None:
             inventory = os.path.join(tmp, 'inventory.ini')
             with open(inventory, 'w') as out:
-                out.write('localhost ansible_connection=local ansible_python_interpreter=%s\n' % sys.executable)
+                out.write('localhost ansible_connection=local ansible_python_interpreter=%s\n' % TARGET_PYTHON)
         results = os.path.join(tmp, 'results.jsonl')
         env = dict(os.environ,
                    ANSIBLE_COLLECTIONS_PATH=collections_path,

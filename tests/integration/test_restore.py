@@ -40,7 +40,8 @@ from ansible_collections.ebpf.tc.plugins.module_utils._rules import validate  # 
 from ansible_collections.ebpf.tc.plugins.module_utils._steering import SteeringMaps  # noqa: E402
 
 
-SYSTEM_PYTHON = '/usr/bin/python3'     # what the unit runs
+# what the unit runs; `make hosts` runs the restore under its Python 3.9 with the oldest pyroute2
+SYSTEM_PYTHON = os.environ.get('EBPF_TC_TARGET_PYTHON') or _restore_code.SYSTEM_PYTHON
 OBJECT = os.path.join(ROOT, 'files', 'bpf', 'steering.bpf.o')
 
 NODE_V4, PEER_V4 = '10.230.0.1', '10.230.0.2'
@@ -239,7 +240,7 @@ def test_restore_cycle(host, backend):
     host.wipe()
     assert host.traffic() == (2, True, True)
     argv = host.exec_start()
-    assert argv == [SYSTEM_PYTHON, os.path.join(host.lib_dir, 'ebpf_tc_restore.py'), host.state_path]
+    assert argv == [_restore_code.SYSTEM_PYTHON, os.path.join(host.lib_dir, 'ebpf_tc_restore.py'), host.state_path]
     restored = ok(run(argv))
     [hook2] = restored['hooks']
     assert restored['changed'] is True

@@ -27,6 +27,7 @@ import uuid
 
 import pytest
 import yaml
+from ansible import release as ansible_release
 
 from fleetlab import FleetLab, ansible_env  # noqa: E402  pylint: disable=wrong-import-position
 from objects import CniStandin, cni_standin, rejected_steering  # noqa: E402  pylint: disable=wrong-import-position
@@ -142,6 +143,7 @@ def test_rollout_fixes_the_return_path(lab, tmp_path, story):
     assert rc == 0, output[-6000:]
     hosts = by_host(report)
     assert report['result'] == 'ok'
+    assert report['ansible_core'] == ansible_release.__version__     # this venv's (make controllers: 2.15)
     assert [hosts[n]['batch'] for n in NODES] == [1, 2, 2, 2]
     assert {hosts[n]['outcome'] for n in NODES} == {'updated'}
     fingerprints = {hosts[n]['fingerprint'] for n in NODES}
