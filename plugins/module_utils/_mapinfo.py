@@ -79,11 +79,6 @@ class MapReader:
             out['inner_map'] = _inner_map(out['value'])
         return out
 
-    def _lookup(self, key):
-        """The raw value at exactly ``key`` (an LPM trie is walked: its lookup is a longest-prefix match)."""
-        if self.kind == 'lpm_trie':
-            return self.map.lookup(key) if key in set(self.map.keys()) else None
-        return self.map.lookup(key)
 
     def read(self, keys=None, max_entries=None, skip_zero=False):
         """(entries, truncated): the entries of ``keys`` (encoded, absent ones with value None), else of
@@ -92,8 +87,11 @@ class MapReader:
         if self.kind not in READABLE_TYPES:
             return [], False
         if keys is not None:
-            return [self.entry(key, self._lookup(key)) for key in keys[:max_entries]], \
-                max_entries is not None and len(keys) > max_entries
+            # an LPM trie's lookup is a longest-prefix match: there only the keys it holds are looked up
+            present = set(self.map.keys()) if self.kind == 'lpm_trie' else None
+            entries = [self.entry(key, self.map.lookup(key) if present is None or key in present else None)
+                       for key in keys[:max_entries]]
+            return entries, max_entries is not None and len(keys) > max_entries
         pairs = self.map.lookup_batch() if self.kind in _mapcodec.SUPPORTED_TYPES else self.map.items()
         entries = []
         for key, raw in pairs:

@@ -167,6 +167,10 @@ def test_lpm_prefixes_read_as_cidrs_and_map_in_map_as_inner_ids(btf_types):
             m.update(struct.pack('<I', net.prefixlen) + net.network_address.packed, struct.pack('<I', value))
         entries = assert_reads_like_bpftool(m)
     assert sorted((e['key'], e['value']) for e in entries) == [('10.0.0.0/8', 1), ('192.0.2.0/24', 2)]
+    with btf_types.map('prefixes') as m:    # asked by key: exact keys, never the longest-prefix match
+        keys = [_mapcodec.encode(prefix, 8) for prefix in ('10.0.0.0/8', '10.1.0.0/16')]
+        asked, truncated = _mapinfo.MapReader(m).read(keys=keys)
+    assert [(e['key'], e['value']) for e in asked] == [('10.0.0.0/8', 1), ('10.1.0.0/16', None)] and not truncated
     with btf_types.map('inner_a') as inner:
         inner_id = inner.info.id
     with btf_types.map('outer') as m:
