@@ -31,6 +31,8 @@ description:
     stacks, storage maps and the like) are returned with RV(map.readable=false) and no entries.
 author:
   - ebpf.tc contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ebpf.tc.read_only
 options:
   path:
     description:
@@ -65,15 +67,6 @@ options:
     type: bool
     default: false
 attributes:
-  check_mode:
-    support: full
-    description: Read-only; check mode reads the same way.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
-  idempotent:
-    support: full
-    description: Never changes anything.
   platform:
     support: full
     platforms: posix

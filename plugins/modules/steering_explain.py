@@ -27,6 +27,7 @@ description:
 author:
   - ebpf.tc contributors (!UNKNOWN)
 extends_documentation_fragment:
+  - ebpf.tc.read_only
   - ebpf.tc.hook
 options:
   packet:
@@ -43,15 +44,6 @@ options:
         the collection's own C(files/bpf/steering_explain.bpf.o); give it only to use another build.
     type: path
 attributes:
-  check_mode:
-    support: full
-    description: Read-only, so check mode gives the same answer.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
-  idempotent:
-    support: full
-    description: Never changes anything.
   platform:
     support: full
     platforms: posix

@@ -36,6 +36,8 @@ description:
   - Read-only; never changes anything, in check mode or not.
 author:
   - ebpf.tc contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - ebpf.tc.read_only
 options:
   interface:
     description:
@@ -52,15 +54,6 @@ options:
       - A missing namespace is an error; it is never created.
     type: str
 attributes:
-  check_mode:
-    support: full
-    description: Read-only, so check mode returns the same facts.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
-  idempotent:
-    support: full
-    description: Never changes anything.
   platform:
     support: full
     platforms: posix
