@@ -79,7 +79,6 @@ class MapReader:
             out['inner_map'] = _inner_map(out['value'])
         return out
 
-
     def read(self, keys=None, max_entries=None, skip_zero=False):
         """(entries, truncated): the entries of ``keys`` (encoded, absent ones with value None), else of
         the whole map, at most ``max_entries`` of them, those whose value is all zeros left out with
