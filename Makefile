@@ -2,8 +2,9 @@
 #
 #   make deps     Debian packages, the pinned .venv, bpffs mounted
 #   make bpf      rebuild files/bpf/steering.bpf.o and steering_explain.bpf.o from their source (files/bpf/build.sh)
-#   make test     pytest (unit, dataplane, integration; no skips) + the kernel matrix + ansible-test sanity
-#                 + ansible-lint + the docs lint and site build (make docs-lint, make docs) + the molecule scenarios
+#   make test     pytest (unit, dataplane, integration; no skips) + the kernel matrix + make hosts + make controllers
+#                 + ansible-test sanity + ansible-lint + the docs lint and site build (make docs-lint, make docs)
+#                 + the molecule scenarios
 #   make kernels  the kernel matrix: Debian's 6.1 and 6.12 kernels under qemu, running the dataplane tests
 #   make hosts    the managed hosts' floor: host-side code checked for Python 3.9, module tests on 3.9 + pyroute2 0.7.2
 #   make controllers  the oldest ansible-core supported (2.15): its unit tests, molecule default, a rollout in the lab
@@ -51,7 +52,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help deps apt-deps venv bpffs bpf pytest kernels hosts controllers sanity lint docs docs-lint test demo demo-down build clean distclean
 
 help:
-	@sed -n '3,12s/^# \{0,1\}//p' $(ROOT)/Makefile
+	@sed -n '3,15s/^# \{0,1\}//p' $(ROOT)/Makefile
 
 deps: apt-deps venv bpffs
 
@@ -85,9 +86,11 @@ bpf: apt-deps
 
 # EBPF_TC_FORBID_SKIPS=1 makes tests/conftest.py fail the run if any test skips: under `make test` the
 # root tests run for real. "No tests collected" (pytest exit 5) is a failure too.
+# The module and restore integration tests (HOST_TESTS) are make hosts', run there on the hosts' floor.
 pytest: deps
 	@mkdir -p $(LOGS)
-	cd $(ROOT) && EBPF_TC_FORBID_SKIPS=1 $(VENV)/bin/python -m pytest 2>&1 | tee $(LOGS)/pytest.log
+	cd $(ROOT) && EBPF_TC_FORBID_SKIPS=1 $(VENV)/bin/python -m pytest \
+		$(addprefix --ignore=,$(wildcard $(addprefix $(ROOT)/,$(HOST_TESTS)))) 2>&1 | tee $(LOGS)/pytest.log
 
 # The kernel matrix (tests/kernels/test_matrix.py, tools/kernelmatrix.py): the newest 6.1 and 6.12 kernel
 # packages apt offers (cached in .tmp/kernels/), each booted under qemu with this machine's root shared
@@ -99,7 +102,9 @@ kernels: deps
 # The managed hosts' floor: everything that runs on a host (modules, module_utils, the role's metrics script,
 # the restore code) under the oldest Python a supported host runs, 3.9 (RHEL 9), with the oldest pyroute2,
 # 0.7.2 (Debian 12). vermin checks syntax and standard-library use against 3.9, the real 3.9 compiles every
-# file, and the module and restore integration tests run their modules with it (EBPF_TC_TARGET_PYTHON).
+# file, and the module and restore integration tests run their modules with it (EBPF_TC_TARGET_PYTHON): they
+# run here only, while the other integration tests (traffic, TCX, the role...) run the same modules with .venv's
+# Python and newest pyroute2 in make pytest.
 HOST_PYTHON_VERSION := 3.9
 HOST_VENV := $(TMP)/venv-host
 HOST_STAMP := $(HOST_VENV)/.requirements-host.stamp
