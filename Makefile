@@ -114,7 +114,7 @@ hosts: deps $(HOST_STAMP)
 	@mkdir -p $(LOGS)
 	$(HOST_VENV)/bin/python -c 'import sys, pyroute2; print("hosts: Python %s, pyroute2 %s" % (sys.version.split()[0], pyroute2.__version__))'
 	cd $(ROOT) && vermin --target=$(HOST_PYTHON_VERSION)- --violations --no-tips --eval-annotations $(HOST_CODE)
-	cd $(ROOT) && $(HOST_VENV)/bin/python -m compileall -q -x '/__pycache__/' $(HOST_CODE) >/dev/null
+	cd $(ROOT) && PYTHONPYCACHEPREFIX=$(TMP)/pycache-host $(HOST_VENV)/bin/python -m compileall -q $(HOST_CODE) >/dev/null
 	cd $(ROOT) && EBPF_TC_FORBID_SKIPS=1 EBPF_TC_TARGET_PYTHON=$(HOST_VENV)/bin/python \
 		$(VENV)/bin/python -m pytest $(HOST_TESTS) 2>&1 | tee $(LOGS)/hosts.log
 
